@@ -1,0 +1,63 @@
+"""The ``acctwatch`` command line: a thin click layer over the library.
+
+Each command group lives in its own module here and is registered by name in ``COMMANDS``; a module
+exposes a click command or group named ``cli``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+
+import click
+
+from .. import __version__
+
+#: command name -> module (relative to acctwatch.cli) holding a click object named ``cli``
+COMMANDS: dict[str, str] = {
+    "explain": "explain",
+    "patterns": "patterns",
+    "replay": "replay",
+    "geoip": "geoip",
+    "run": "run",
+    "lock": "response:lock",
+    "unlock": "response:unlock",
+    "status": "response:status",
+    "history": "response:history",
+    "incidents": "response:incidents",
+    "report-ban": "fail2ban:report_ban",
+}
+
+
+class LazyGroup(click.Group):
+    """Imports a command's module only when that command runs (fast ``--help`` and start-up)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(n for n in COMMANDS if self._load(n) is not None)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return self._load(cmd_name)
+
+    @staticmethod
+    def _load(name: str) -> click.Command | None:
+        target = COMMANDS.get(name)
+        if target is None:
+            return None
+        mod_name, _, attr = target.partition(":")
+        try:
+            mod = importlib.import_module(f".{mod_name}", __name__)
+        except ModuleNotFoundError as exc:
+            if exc.name and exc.name.startswith(f"{__name__}."):
+                return None  # command not built yet in this checkout
+            raise
+        return getattr(mod, attr or "cli", None)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="acctwatch")
+@click.option("-v", "--verbose", count=True, help="More log output on stderr (-vv for debug).")
+def main(verbose: int) -> None:
+    """Find compromised mail accounts in Postfix and Dovecot logs, and stop them."""
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, stream=sys.stderr, format="acctwatch: %(levelname)s: %(message)s")

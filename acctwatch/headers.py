@@ -1,0 +1,227 @@
+"""Log framings: split a raw line into (timestamp text, host, program, pid, message).
+
+One parser per framing, chosen per line by its first character (cheap) and then by a regex anchored at
+both ends. Timestamps are kept as text here and only turned into datetimes by :class:`Clock` for lines
+that a pattern matched (the hot path never parses a time it does not need).
+
+Framings:
+
+``bsd``      RFC3164 syslog ``Nov 26 07:11:57 host prog/sub[pid]: msg`` (also zero-padded or
+             unpadded day, optional ``<PRI>``, optional fractional seconds as written by Postfix's own
+             ``maillog_file``, optional missing host as in Dovecot ``log_path`` files)
+``rfc3339``  rsyslog's high-precision format ``2026-11-26T07:11:57.123456+01:00 host prog[pid]: msg``
+             (also rsyslog templates that write ``host [prog]<TAB> level<TAB>:  msg``)
+``ymd``      ``2026-11-26 07:11:57 [host] prog: msg`` (Dovecot ``log_timestamp = "%Y-%m-%d %H:%M:%S "``)
+``tai64n``   daemontools/multilog ``@4000000051d8... prog: msg``
+``journal``  ``journalctl -o json`` objects (``__REALTIME_TIMESTAMP``, ``SYSLOG_IDENTIFIER``, ``_PID``,
+             ``MESSAGE`` as text or byte array)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from datetime import UTC, datetime, timedelta, tzinfo
+from typing import NamedTuple
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+MONTHS = {m: i for i, m in enumerate(
+    ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), start=1)}
+
+# Program names never contain spaces, brackets or colons; a host never ends with a colon.
+_PROG = r"(?P<prog>[^\s\[\]:]+)(?:\[(?P<pid>\d+)\])?"
+_HOST = r"(?:(?P<host>[^\s]*[^\s:]) )??"
+
+BSD_RE = re.compile(
+    r"(?:<\d{1,3}>)?(?P<ts>(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [ 0-3]?\d"
+    r"(?: \d{4})? \d\d:\d\d:\d\d(?:\.\d{1,9})?) +" + _HOST + _PROG + r": ?(?P<msg>.*)\Z",
+    re.DOTALL,
+)
+RFC3339_RE = re.compile(
+    r"(?P<ts>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?(?:Z|[+-]\d\d:?\d\d)?) +" + _HOST + _PROG
+    + r": ?(?P<msg>.*)\Z",
+    re.DOTALL,
+)
+# rsyslog template seen in the wild: "TS host [prog]\t severity\t:  msg"
+RFC3339_TEMPLATE_RE = re.compile(
+    r"(?P<ts>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?(?:Z|[+-]\d\d:?\d\d)?) (?P<host>\S+) "
+    r"\[(?P<prog>[^\s\[\]:]+)\]\t *\w+\t: +(?P<msg>.*)\Z",
+    re.DOTALL,
+)
+YMD_RE = re.compile(
+    r"(?P<ts>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:[.,]\d{1,9})?) +" + _HOST + _PROG + r": ?(?P<msg>.*)\Z",
+    re.DOTALL,
+)
+TAI64N_RE = re.compile(r"@(?P<ts>[0-9a-f]{24}) +" + _PROG + r": ?(?P<msg>.*)\Z", re.DOTALL)
+
+
+class Header(NamedTuple):
+    fmt: str  # bsd, rfc3339, ymd, tai64n, journal
+    ts: str | int  # raw timestamp text (or microseconds since the epoch for journal)
+    host: str | None
+    program: str
+    pid: int | None
+    msg: str
+
+
+def split_header(line: str) -> Header | None:
+    """Return the framing of *line* (without its newline), or None when no framing fits."""
+    if not line:
+        return None
+    c = line[0]
+    if c == "{":
+        return _journal(line)
+    if c == "@":
+        m = TAI64N_RE.match(line)
+        fmt = "tai64n"
+    elif c.isdigit():
+        if len(line) > 10 and line[10] == "T":
+            m = RFC3339_RE.match(line)
+            fmt = "rfc3339"
+            if m is None:
+                m = RFC3339_TEMPLATE_RE.match(line)
+        else:
+            m = YMD_RE.match(line)
+            fmt = "ymd"
+    else:
+        m = BSD_RE.match(line)
+        fmt = "bsd"
+    if m is None:
+        return None
+    pid = m.group("pid") if fmt != "rfc3339" or m.re is RFC3339_RE else None
+    return Header(fmt, m.group("ts"), m.group("host"), m.group("prog"),
+                  int(pid) if pid else None, m.group("msg"))
+
+
+def _journal(line: str) -> Header | None:
+    try:
+        obj = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(obj, dict):
+        return None
+    msg = obj.get("MESSAGE")
+    if isinstance(msg, list):  # journald encodes non-UTF-8 messages as a byte array
+        try:
+            msg = bytes(int(b) & 0xFF for b in msg).decode("utf-8", "replace")
+        except (TypeError, ValueError):
+            return None
+    if not isinstance(msg, str):
+        return None
+    try:
+        usec = int(obj.get("__REALTIME_TIMESTAMP", ""))
+    except ValueError:
+        return None
+    prog = obj.get("SYSLOG_IDENTIFIER") or obj.get("_COMM") or ""
+    pid_raw = obj.get("SYSLOG_PID") or obj.get("_PID")
+    try:
+        pid = int(pid_raw) if pid_raw is not None else None
+    except ValueError:
+        pid = None
+    host = obj.get("_HOSTNAME")
+    return Header("journal", usec, host if isinstance(host, str) else None, str(prog), pid,
+                  msg.rstrip("\n"))
+
+
+class Clock:
+    """Turns header timestamps into aware UTC datetimes.
+
+    Lines without a zone are read in *zone* (default: the machine's local zone). RFC3164 lines carry no
+    year: it comes from *year*, else from *reference* (normally the file's mtime: a date later than the
+    reference by more than a day belongs to the previous year), else from the current year; a step back
+    from December to January inside one stream moves to the next year.
+    """
+
+    def __init__(self, zone: str | tzinfo | None = None, year: int | None = None,
+                 reference: datetime | None = None) -> None:
+        if zone is None or zone == "local":
+            self.zone: tzinfo = _local_zone()
+        elif isinstance(zone, str):
+            self.zone = UTC if zone.upper() == "UTC" else ZoneInfo(zone)
+        else:
+            self.zone = zone
+        self.year = year
+        self.reference = reference
+        self._last_month: int | None = None
+        self._cache_key: object = None
+        self._cache_val: datetime | None = None
+
+    def parse(self, fmt: str, raw: str | int) -> datetime | None:
+        key = (fmt, raw)
+        if key == self._cache_key:
+            return self._cache_val
+        try:
+            val = getattr(self, "_" + fmt)(raw)
+        except (ValueError, KeyError, OverflowError):
+            val = None
+        self._cache_key, self._cache_val = key, val
+        return val
+
+    def _aware(self, naive: datetime) -> datetime:
+        return naive.replace(tzinfo=self.zone).astimezone(UTC)
+
+    def _bsd(self, raw: str) -> datetime:
+        parts = raw.split()
+        month = MONTHS[parts[0]]
+        day = int(parts[1])
+        if len(parts) == 4:  # "Nov 26 2026 07:11:57"
+            year = int(parts[2])
+            clock = parts[3]
+        else:
+            year = self._year_for(month, day)
+            clock = parts[2]
+        hms, _, frac = clock.partition(".")
+        h, mi, s = hms.split(":")
+        us = int((frac + "000000")[:6]) if frac else 0
+        return self._aware(datetime(year, month, day, int(h), int(mi), int(s), us))
+
+    def _year_for(self, month: int, day: int) -> int:
+        last = self._last_month
+        if self.year is None:
+            ref = self.reference or datetime.now(self.zone)
+            year = ref.year
+            try:
+                if datetime(year, month, day, tzinfo=ref.tzinfo or self.zone) > ref + timedelta(days=1):
+                    year -= 1
+            except ValueError:  # Feb 29 in a non-leap reference year
+                year -= 1
+            self.year = year
+        elif last is not None:
+            if month < last - 6:  # Dec -> Jan
+                self.year += 1
+            elif month > last + 6:  # a late line from last year, keep the stream's year
+                self._last_month = last
+                return self.year - 1
+        self._last_month = month
+        return self.year
+
+    def _rfc3339(self, raw: str) -> datetime:
+        dt = datetime.fromisoformat(raw)
+        if dt.tzinfo is None:
+            return self._aware(dt)
+        return dt.astimezone(UTC)
+
+    def _ymd(self, raw: str) -> datetime:
+        return self._aware(datetime.fromisoformat(raw.replace(",", ".")))
+
+    def _tai64n(self, raw: str) -> datetime:
+        secs = int(raw[:16], 16) - (1 << 62) - 10  # TAI is 10 s ahead of UTC (plus leap seconds)
+        nanos = int(raw[16:], 16)
+        return datetime.fromtimestamp(secs, UTC) + timedelta(microseconds=nanos // 1000)
+
+    def _journal(self, raw: int) -> datetime:
+        return datetime.fromtimestamp(raw / 1_000_000, UTC)
+
+
+def _local_zone() -> tzinfo:
+    """The machine's zone with its DST rules (TZ, then /etc/localtime), else its current offset."""
+    name = os.environ.get("TZ", "").lstrip(":")
+    try:
+        if name:
+            return UTC if name.upper() in ("UTC", "UTC0") else ZoneInfo(name)
+        with open("/etc/localtime", "rb") as fh:
+            return ZoneInfo.from_file(fh, key="localtime")
+    except (OSError, ValueError, ZoneInfoNotFoundError):
+        tz = datetime.now().astimezone().tzinfo
+        return tz if tz is not None else UTC

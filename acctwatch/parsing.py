@@ -1,0 +1,440 @@
+"""Parsing stage: raw log lines -> typed events, driven by the pattern data in ``patterns/*.toml``.
+
+Per line, cheapest test first:
+
+1. a substring prefilter: the line must contain one of the patterns' literals (no regex yet);
+2. the framing (:mod:`acctwatch.headers`) gives program and message;
+3. the program selects the daemon family (Postfix, Dovecot) and its patterns;
+4. each candidate pattern's own literal, then its anchored regex;
+5. only then is the timestamp turned into a datetime and the event built.
+
+Nothing in here raises on bad input: undecodable bytes, absurdly long lines and garbage are counted in
+:class:`ParseStats` and skipped (or decoded with replacement characters), never lost silently.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import tomllib
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .events import EVENT_FIELDS, EVENT_TYPES, INT_FIELDS, Event
+from .headers import Clock, Header, split_header
+
+MAX_LINE = 16 * 1024
+MAX_FIELD = 512
+
+#: Words that make an unmatched line "relevant": somebody should look at it in ``acctwatch explain``.
+RELEVANT_WORDS = ("auth", "login", "sasl", "reject", "password")
+
+DOVECOT_PROCESSES = frozenset({
+    "imap-login", "pop3-login", "submission-login", "managesieve-login", "lmtp", "auth", "auth-worker",
+    "imap", "pop3", "managesieve", "submission", "master", "config", "lda", "dovecot-lda", "indexer-worker",
+    "indexer", "anvil", "log", "doveadm", "quota-status", "dict", "director", "stats",
+})
+LOGIN_SERVICE = {
+    "imap-login": "imap", "pop3-login": "pop3", "submission-login": "submission",
+    "managesieve-login": "managesieve", "imap": "imap", "pop3": "pop3", "managesieve": "managesieve",
+    "submission": "submission", "lmtp": "lmtp",
+}
+_DOVECOT_SUB_RE = re.compile(r"([a-z][a-z0-9-]*)(?:\([^()\s]*\))?(?:<\d+>)?(?:<[^<>\s]*>)?: ")
+_LEVELS = ("Info: ", "Warning: ", "Error: ", "Fatal: ", "Panic: ", "Debug: ")
+
+
+class PatternError(ValueError):
+    """A pattern file is invalid; the message says which file, which pattern and what to fix."""
+
+
+@dataclass(slots=True)
+class Example:
+    line: str
+    expect: dict[str, Any] | None  # None: must NOT match
+
+
+@dataclass(slots=True)
+class Pattern:
+    name: str
+    family: str
+    programs: tuple[str, ...]
+    prefilter: str
+    regex: re.Pattern[str]
+    event: str
+    fields: dict[str, Any]
+    examples: list[Example]
+    origin: str
+    priority: int = 0
+
+
+def _check_regex(name: str, origin: str, text: str) -> re.Pattern[str]:
+    if not text.startswith("^") or not (text.endswith("$") or text.endswith(r"\Z")):
+        raise PatternError(f"{origin}: pattern {name!r}: regex must be anchored: start with ^ and end with $")
+    try:
+        return re.compile(text)
+    except re.error as exc:
+        raise PatternError(f"{origin}: pattern {name!r}: bad regex: {exc}") from exc
+
+
+def _load_file(path: Path | Any, origin: str) -> list[Pattern]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise PatternError(f"{origin}: not valid TOML: {exc}") from exc
+    family = data.get("family")
+    if family not in ("postfix", "dovecot"):
+        raise PatternError(f"{origin}: 'family' must be \"postfix\" or \"dovecot\", got {family!r}")
+    out = []
+    for i, raw in enumerate(data.get("pattern", [])):
+        name = raw.get("name") or f"#{i}"
+        where = f"{origin}: pattern {name!r}"
+        for key in ("name", "programs", "prefilter", "regex", "event"):
+            if key not in raw:
+                raise PatternError(f"{where}: missing key {key!r}")
+        event = raw["event"]
+        if event == "ignore":  # a known line that is deliberately not an event
+            regex = _check_regex(name, origin, raw["regex"])
+            examples = [Example(e["line"], dict(e.get("expect", {}))) for e in raw.get("example", [])]
+            examples += [Example(line, None) for line in raw.get("not_match", [])]
+            progs = raw["programs"]
+            out.append(Pattern(name, family, tuple([progs] if isinstance(progs, str) else progs),
+                               raw["prefilter"], regex, event, {}, examples, origin,
+                               int(raw.get("priority", 0))))
+            continue
+        if event not in EVENT_TYPES:
+            raise PatternError(f"{where}: unknown event {event!r} (one of {', '.join(EVENT_TYPES)}, ignore)")
+        regex = _check_regex(name, origin, raw["regex"])
+        allowed = EVENT_FIELDS[event]
+        static = dict(raw.get("fields", {}))
+        bad = [g for g in (*regex.groupindex, *static) if g not in allowed and not g.startswith("_")]
+        if bad:
+            raise PatternError(f"{where}: {', '.join(sorted(bad))} not a field of {event!r} events "
+                               f"(fields: {', '.join(sorted(allowed))})")
+        if raw["prefilter"] not in raw["regex"].replace("\\", ""):
+            raise PatternError(f"{where}: prefilter {raw['prefilter']!r} must appear literally in the regex")
+        examples = [Example(e["line"], dict(e.get("expect", {}))) for e in raw.get("example", [])]
+        examples += [Example(line, None) for line in raw.get("not_match", [])]
+        progs = raw["programs"]
+        out.append(Pattern(name, family, tuple([progs] if isinstance(progs, str) else progs),
+                           raw["prefilter"], regex, event, static, examples, origin,
+                           int(raw.get("priority", 0))))
+    return out
+
+
+def builtin_pattern_dir() -> Path:
+    """The pattern files shipped with acctwatch (inside the wheel, or the checkout's ``patterns/``)."""
+    here = Path(__file__).resolve().parent
+    for cand in (here / "patterns", here.parent / "patterns"):
+        if cand.is_dir():
+            return cand
+    raise PatternError("acctwatch's own pattern files are missing: reinstall the package")
+
+
+class PatternSet:
+    """All patterns, indexed by (family, daemon). Later files override earlier ones by name."""
+
+    def __init__(self, patterns: Iterable[Pattern]) -> None:
+        by_name: dict[str, Pattern] = {}
+        for p in patterns:
+            by_name[p.name] = p
+        self.patterns = list(by_name.values())
+        self.index: dict[tuple[str, str], list[Pattern]] = {}
+        for p in sorted(self.patterns, key=lambda p: -p.priority):
+            for prog in p.programs:
+                self.index.setdefault((p.family, prog), []).append(p)
+        self.literals = tuple(sorted({p.prefilter for p in self.patterns}, key=len))
+
+    @classmethod
+    def load(cls, extra_dirs: Iterable[str | os.PathLike[str]] = (), builtin: bool = True) -> PatternSet:
+        pats: list[Pattern] = []
+        dirs: list[Path] = [builtin_pattern_dir()] if builtin else []
+        dirs += [Path(d) for d in extra_dirs]
+        for d in dirs:
+            if not d.is_dir():
+                raise PatternError(f"pattern directory {d} does not exist")
+            for f in sorted(d.glob("*.toml")):
+                pats.extend(_load_file(f, str(f)))
+        return cls(pats)
+
+    def for_program(self, family: str, daemon: str) -> list[Pattern]:
+        return self.index.get((family, daemon), [])
+
+
+@dataclass
+class ParseStats:
+    lines: int = 0
+    blank: int = 0
+    comments: int = 0
+    invalid_utf8: int = 0
+    too_long: int = 0
+    no_header: int = 0
+    bad_time: int = 0
+    bad_field: int = 0
+    prefiltered: int = 0  # contained no pattern literal: skipped before any regex
+    other_program: int = 0
+    unmatched: int = 0  # right daemon and literal, but no pattern matched
+    ignored: int = 0  # matched an "ignore" pattern: known, deliberately not an event
+    events: Counter[str] = field(default_factory=Counter)
+    hits: Counter[str] = field(default_factory=Counter)
+    relevant_unmatched: int = 0
+    unmatched_examples: list[tuple[str, int, str]] = field(default_factory=list)
+    max_examples: int = 20
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "lines": self.lines, "blank": self.blank, "comments": self.comments,
+            "invalid_utf8": self.invalid_utf8, "too_long": self.too_long, "no_header": self.no_header,
+            "bad_time": self.bad_time, "bad_field": self.bad_field, "prefiltered": self.prefiltered,
+            "other_program": self.other_program, "unmatched": self.unmatched, "ignored": self.ignored,
+            "events": dict(self.events), "hits": dict(self.hits),
+            "relevant_unmatched": self.relevant_unmatched,
+            "unmatched_examples": [{"source": s, "lineno": n, "line": t} for s, n, t in self.unmatched_examples],
+        }
+
+
+def normalize_ip(text: str | None) -> str | None:
+    """Canonical text of an IP address; IPv4-mapped IPv6 becomes IPv4; None when not an address."""
+    if not text or text == "unknown":
+        return None
+    if text[0] == "[":
+        text = text.strip("[]")
+    if text.startswith(("IPv6:", "IPV6:", "ipv6:")):
+        text = text[5:]
+    try:
+        addr = ipaddress.ip_address(text.partition("%")[0])
+    except ValueError:
+        return None
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        return str(addr.ipv4_mapped)
+    return str(addr)
+
+
+def classify_program(program: str, msg: str) -> tuple[str, str, str | None, str] | None:
+    """(family, daemon, service hint, message without the daemon/level prefix) or None."""
+    if program.startswith("postfix"):
+        parts = program.split("/")
+        daemon = parts[-1]
+        hint = None
+        for p in parts[1:-1]:
+            if p in ("submission", "smtps", "submissions"):
+                hint = "submission"
+        return "postfix", daemon, hint, msg
+    base = program.partition("(")[0]
+    if program.startswith("dovecot"):
+        if base == "dovecot-auth":
+            base = "auth"
+        else:
+            m = _DOVECOT_SUB_RE.match(msg)
+            if m is None:
+                return "dovecot", "dovecot", None, _strip_level(msg)
+            base = m.group(1)
+            msg = msg[m.end():]
+    elif base not in DOVECOT_PROCESSES:
+        return None
+    return "dovecot", base, LOGIN_SERVICE.get(base), _strip_level(msg)
+
+
+def _strip_level(msg: str) -> str:
+    if msg[:1] in "IWEFPD":
+        for lv in _LEVELS:
+            if msg.startswith(lv):
+                return msg[len(lv):]
+    return msg
+
+
+class LineParser:
+    """Stateful per-source parser (the clock keeps the year across lines)."""
+
+    def __init__(self, patterns: PatternSet, clock: Clock | None = None, source: str = "",
+                 track_unmatched: bool = False) -> None:
+        self.patterns = patterns
+        self.clock = clock or Clock()
+        self.source = source
+        self.track_unmatched = track_unmatched
+        self.stats = ParseStats()
+        self._literals = patterns.literals
+
+    def parse_bytes(self, raw: bytes, lineno: int) -> Event | None:
+        if len(raw) > MAX_LINE:
+            self.stats.too_long += 1
+            raw = raw[:MAX_LINE]
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            self.stats.invalid_utf8 += 1
+            line = raw.decode("utf-8", "replace")
+        return self.parse(line, lineno, _counted=True)
+
+    def parse(self, line: str, lineno: int = 0, _counted: bool = False) -> Event | None:
+        st = self.stats
+        st.lines += 1
+        line = line.rstrip("\r\n")
+        if not _counted and len(line) > MAX_LINE:
+            st.too_long += 1
+            line = line[:MAX_LINE]
+        for lit in self._literals:
+            if lit in line:
+                break
+        else:
+            if line[:1] == "{" and '"MESSAGE":[' in line:  # journald byte-array message: decode first
+                return self._parse_framed(line, lineno)
+            if not line.strip():
+                st.blank += 1
+            elif line[0] == "#":
+                st.comments += 1
+            else:
+                st.prefiltered += 1
+                if self.track_unmatched:
+                    self._maybe_relevant(line, lineno)
+            return None
+        if line[0] == "#":
+            st.comments += 1
+            return None
+        return self._parse_framed(line, lineno)
+
+    def _parse_framed(self, line: str, lineno: int) -> Event | None:
+        st = self.stats
+        hdr = split_header(line)
+        if hdr is None:
+            st.no_header += 1
+            if self.track_unmatched:
+                self._maybe_relevant(line, lineno)
+            return None
+        cls = classify_program(hdr.program, hdr.msg)
+        if cls is None:
+            st.other_program += 1
+            return None
+        family, daemon, hint, msg = cls
+        for pat in self.patterns.for_program(family, daemon):
+            if pat.prefilter not in msg:
+                continue
+            m = pat.regex.match(msg)
+            if m is None:
+                continue
+            if pat.event == "ignore":
+                st.hits[pat.name] += 1
+                st.ignored += 1
+                return None
+            ev = self._build(pat, m, hdr, daemon, hint, lineno)
+            if ev is not None:
+                st.hits[pat.name] += 1
+                st.events[ev.kind] += 1
+            return ev
+        st.unmatched += 1
+        if self.track_unmatched:
+            self._maybe_relevant(line, lineno)
+        return None
+
+    def _maybe_relevant(self, line: str, lineno: int) -> None:
+        """Count a line no pattern took if it is a Postfix/Dovecot (or unframed) line about auth."""
+        hdr = split_header(line)
+        if hdr is not None and classify_program(hdr.program, hdr.msg) is None:
+            return
+        low = line.lower()
+        if any(w in low for w in RELEVANT_WORDS):
+            st = self.stats
+            st.relevant_unmatched += 1
+            if len(st.unmatched_examples) < st.max_examples:
+                st.unmatched_examples.append((self.source, lineno, line[:500]))
+
+    def _build(self, pat: Pattern, m: re.Match[str], hdr: Header, daemon: str, hint: str | None,
+               lineno: int) -> Event | None:
+        ts = self.clock.parse(hdr.fmt, hdr.ts)
+        if ts is None:
+            self.stats.bad_time += 1
+            return None
+        kw: dict[str, Any] = dict(pat.fields)
+        for k, v in m.groupdict().items():
+            if v is None or k.startswith("_"):
+                continue
+            if len(v) > MAX_FIELD:
+                v = v[:MAX_FIELD]
+            kw[k] = v
+        for k in INT_FIELDS & kw.keys():
+            try:
+                kw[k] = int(kw[k])
+            except (TypeError, ValueError):
+                kw[k] = None
+        if "ip" in kw:
+            ip = normalize_ip(kw["ip"])
+            if ip is None and kw["ip"] not in ("unknown", ""):
+                self.stats.bad_field += 1
+            kw["ip"] = ip
+        if "local_ip" in kw:
+            kw["local_ip"] = normalize_ip(kw["local_ip"])
+        if "orig_ip" in kw:
+            kw["orig_ip"] = normalize_ip(kw["orig_ip"])
+        acct = kw.get("account")
+        if acct is not None:
+            acct = acct.strip()
+            kw["account"] = acct or None
+        if "service" not in kw:
+            kw["service"] = hint or pat.fields.get("service") or _default_service(pat.family, daemon)
+        elif hint and pat.family == "postfix":
+            kw["service"] = hint
+        try:
+            return EVENT_TYPES[pat.event](ts=ts, host=hdr.host, program=hdr.program, pid=hdr.pid,
+                                          source=self.source, lineno=lineno, pattern=pat.name, **kw)
+        except TypeError:
+            self.stats.bad_field += 1
+            return None
+
+
+def _default_service(family: str, daemon: str) -> str | None:
+    if family == "postfix":
+        return "smtp" if daemon == "smtpd" else None
+    return LOGIN_SERVICE.get(daemon)
+
+
+def parse_lines(parser: LineParser, lines: Iterable[str | bytes], start: int = 1) -> Iterator[Event]:
+    for n, line in enumerate(lines, start):
+        ev = parser.parse_bytes(line, n) if isinstance(line, bytes) else parser.parse(line, n)
+        if ev is not None:
+            yield ev
+
+
+@dataclass
+class ExampleResult:
+    pattern: str
+    origin: str
+    line: str
+    ok: bool
+    problem: str = ""
+
+
+def run_examples(patterns: PatternSet) -> list[ExampleResult]:
+    """Check every embedded example of every pattern (``acctwatch patterns test``)."""
+    results = []
+    for pat in patterns.patterns:
+        for ex in pat.examples:
+            parser = LineParser(patterns, Clock(zone="UTC", year=2026))
+            try:
+                ev = parser.parse(ex.line, 1)
+            except Exception as exc:  # a crash is a failed example, reported, never hidden
+                results.append(ExampleResult(pat.name, pat.origin, ex.line, False, f"raised {exc!r}"))
+                continue
+            if ex.expect is None:
+                ok = (ev is None or ev.pattern != pat.name) and parser.stats.hits.get(pat.name, 0) == 0
+                problem = "" if ok else "matched but must not"
+                # a line that must not match this pattern must also not yield an auth failure elsewhere
+                results.append(ExampleResult(pat.name, pat.origin, ex.line, ok, problem))
+                continue
+            if pat.event == "ignore":
+                hit = parser.stats.hits.get(pat.name, 0) == 1
+                results.append(ExampleResult(pat.name, pat.origin, ex.line, hit,
+                                             "" if hit else "expected this ignore pattern to take the line"))
+                continue
+            if ev is None or ev.pattern != pat.name:
+                got = "nothing" if ev is None else f"pattern {ev.pattern!r}"
+                results.append(ExampleResult(pat.name, pat.origin, ex.line, False,
+                                             f"expected a match, got {got}"))
+                continue
+            d = ev.to_dict()
+            wrong = {k: (v, d.get(k)) for k, v in ex.expect.items() if d.get(k) != v}
+            problem = "; ".join(f"{k}: expected {v!r}, got {g!r}" for k, (v, g) in wrong.items())
+            results.append(ExampleResult(pat.name, pat.origin, ex.line, not wrong, problem))
+    return results

@@ -1,0 +1,128 @@
+"""Detector framework: a detector is a small class fed events in event-time order that returns findings.
+
+Detectors never look at the wall clock: every window is measured in the log's own timestamps, so a live
+run and a replay of the same lines find the same things. Options come from ``[detectors.NAME]`` in the
+config, with per-account overrides under ``[accounts."user@example.org".detectors.NAME]``.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar
+
+from ..config import Config, parse_duration
+from ..events import Event
+
+REGISTRY: dict[str, type[Detector]] = {}
+
+
+def register(cls: type[Detector]) -> type[Detector]:
+    REGISTRY[cls.name] = cls
+    return cls
+
+
+@dataclass
+class Finding:
+    detector: str
+    account: str | None  # None for per-IP findings
+    ts: datetime  # event time of the event that completed the evidence
+    first_seen: datetime  # event time of the oldest evidence
+    summary: str  # one line an admin understands at 3 a.m.
+    evidence: dict[str, Any] = field(default_factory=dict)
+    ips: list[str] = field(default_factory=list)  # the client IPs involved (attacking ones first)
+
+
+@dataclass
+class Context:
+    """What detectors may use besides events: the config (allowlists, per-account options)."""
+
+    config: Config
+
+
+class Detector:
+    name: ClassVar[str] = ""
+    kinds: ClassVar[tuple[str, ...]] = ()
+    #: option -> default; "policy" and "enabled" always exist. Durations may be given as "1m", "24h".
+    defaults: ClassVar[dict[str, Any]] = {}
+    default_policy: ClassVar[str] = "notify"
+    durations: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, options: dict[str, Any], ctx: Context) -> None:
+        unknown = set(options) - set(self.defaults) - {"policy", "enabled"}
+        if unknown:
+            from ..config import ConfigError
+
+            raise ConfigError(f"[detectors.{self.name}]: unknown option(s) {', '.join(sorted(unknown))}; "
+                              f"known: {', '.join(sorted(self.defaults))}, policy, enabled")
+        self.options = {**self.defaults, "policy": self.default_policy, "enabled": True, **options}
+        for k in self.durations:
+            self.options[k] = parse_duration(self.options[k], f"detectors.{self.name}.{k}")
+        self.policy: str = options.get("policy", self.default_policy)
+        self.ctx = ctx
+        self._overrides: dict[str, dict[str, Any]] = {}
+        for acct, a_opts in ctx.config.accounts.items():
+            d = (a_opts.get("detectors") or {}).get(self.name) if isinstance(a_opts, dict) else None
+            if d:
+                o = dict(d)
+                for k in self.durations:
+                    if k in o:
+                        o[k] = parse_duration(o[k], f"accounts.{acct}.detectors.{self.name}.{k}")
+                self._overrides[acct] = o
+
+    def opt(self, account: str | None, key: str) -> Any:
+        if account is not None and self._overrides:
+            o = self._overrides.get(account.lower())
+            if o is not None and key in o:
+                return o[key]
+        return self.options[key]
+
+    def enabled_for(self, account: str | None) -> bool:
+        return bool(self.opt(account, "enabled"))
+
+    def feed(self, ev: Event) -> Iterable[Finding]:
+        raise NotImplementedError
+
+    # Persistent learned state (history-based detectors); JSON-serialisable.
+    def export_state(self) -> Any:
+        return None
+
+    def import_state(self, data: Any) -> None:
+        return None
+
+
+class Window:
+    """Items with event times, kept for *span* seconds behind the newest."""
+
+    __slots__ = ("items", "span")
+
+    def __init__(self, span: float) -> None:
+        self.span = span
+        self.items: deque[tuple[datetime, Any]] = deque()
+
+    def add(self, ts: datetime, item: Any) -> None:
+        self.items.append((ts, item))
+        self.trim(ts)
+
+    def trim(self, now: datetime) -> None:
+        items = self.items
+        while items and (now - items[0][0]).total_seconds() > self.span:
+            items.popleft()
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+def login_like(ev: Event) -> bool:
+    """A successful authentication: an IMAP/POP3/... login, or a message sent after SMTP AUTH."""
+    return (ev.kind == "login" or ev.kind == "message") and ev.account is not None and ev.ip is not None
+
+
+def geo_brief(ev: Event) -> dict[str, Any]:
+    g = ev.geo
+    d: dict[str, Any] = {"ts": ev.ts.isoformat().replace("+00:00", "Z"), "ip": ev.ip, "service": ev.service}
+    if g is not None:
+        d.update(country=g.country, city=g.city, asn=g.asn, asn_org=g.asn_org)
+    return d

@@ -1,0 +1,162 @@
+"""Geographic detectors: several countries within a window, and impossible travel."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from ..events import Event
+from .base import Detector, Finding, Window, geo_brief, login_like, register
+
+
+def _counts_as_country(det: Detector, ev: Event) -> str | None:
+    g = ev.geo
+    if g is None or g.internal or not g.country:
+        return None
+    al = det.ctx.config.allowlist
+    if g.country in al.countries:
+        return None
+    extra = al.extra_countries.get((ev.account or "").lower())
+    if extra and g.country in extra:
+        return None
+    return g.country
+
+
+@register
+class GeoCountries(Detector):
+    """An account authenticated from N or more countries within a window (seed rule: 2 in 1 minute)."""
+
+    name = "geo_countries"
+    kinds = ("login", "message")
+    defaults = {"window": "1m", "countries": 2}
+    durations = ("window",)
+    default_policy = "lock"
+
+    def __init__(self, options: dict[str, Any], ctx: Any) -> None:
+        super().__init__(options, ctx)
+        self.windows: dict[str, Window] = {}
+
+    def feed(self, ev: Event) -> Iterable[Finding]:
+        if not login_like(ev):
+            return ()
+        country = _counts_as_country(self, ev)
+        if country is None:
+            return ()
+        acct = ev.account
+        assert acct is not None
+        w = self.windows.get(acct)
+        span = float(self.opt(acct, "window"))
+        if w is None:
+            w = self.windows[acct] = Window(span)
+        w.add(ev.ts, (country, ev))
+        # drop idle accounts now and then to keep memory bounded
+        if len(self.windows) > 50_000:
+            self._gc(ev.ts)
+        countries: dict[str, list[Event]] = {}
+        for _, (c, e) in w.items:
+            countries.setdefault(c, []).append(e)
+        need = int(self.opt(acct, "countries"))
+        if len(countries) < need:
+            return ()
+        logins = [geo_brief(e) for _, (_, e) in w.items]
+        first = w.items[0][0]
+        names = ", ".join(sorted(countries))
+        secs = int((ev.ts - first).total_seconds())
+        ips = list(dict.fromkeys(e.ip for _, (_, e) in w.items if e.ip))
+        summary = f"{acct} logged in from {len(countries)} countries ({names}) within {secs} s"
+        return [Finding(self.name, acct, ev.ts, first, summary,
+                        {"countries": sorted(countries), "window_seconds": span, "logins": logins}, ips)]
+
+    def _gc(self, now: datetime) -> None:
+        for acct in list(self.windows):
+            w = self.windows[acct]
+            w.trim(now)
+            if not w.items:
+                del self.windows[acct]
+
+
+@register
+class ImpossibleTravel(Detector):
+    """Consecutive logins of one account further apart than anyone can travel in the time between them.
+
+    Distance is reduced by both locations' accuracy radii. With only country-level data (no coordinates)
+    the country centroids are used, and only distances above ``coarse_min_distance_km`` count.
+    """
+
+    name = "impossible_travel"
+    kinds = ("login", "message")
+    defaults = {"max_speed_kmh": 900, "min_distance_km": 300, "coarse_min_distance_km": 2500, "window": "24h"}
+    durations = ("window",)
+    default_policy = "lock"
+
+    def __init__(self, options: dict[str, Any], ctx: Any) -> None:
+        super().__init__(options, ctx)
+        self.last: dict[str, tuple[datetime, Event, float, float, float, bool]] = {}
+
+    def _where(self, ev: Event) -> tuple[float, float, float, bool] | None:
+        from ..geo import country_centroid
+
+        g = ev.geo
+        if g is None or g.internal:
+            return None
+        if _counts_as_country(self, ev) is None and g.country:
+            return None
+        if g.latitude is not None and g.longitude is not None and g.city:
+            return (g.latitude, g.longitude, float(g.accuracy_km or 0.0), False)
+        if g.country:
+            c = country_centroid(g.country)
+            if c is not None:
+                return (c[0], c[1], 0.0, True)
+        return None
+
+    def feed(self, ev: Event) -> Iterable[Finding]:
+        from ..geo import distance_km
+
+        if not login_like(ev):
+            return ()
+        where = self._where(ev)
+        if where is None:
+            return ()
+        acct = ev.account
+        assert acct is not None
+        lat, lon, acc, coarse = where
+        prev = self.last.get(acct)
+        self.last[acct] = (ev.ts, ev, lat, lon, acc, coarse)
+        if len(self.last) > 200_000:  # bounded memory: forget the oldest accounts
+            for k in list(self.last)[:50_000]:
+                del self.last[k]
+        if prev is None:
+            return ()
+        pts, pev, plat, plon, pacc, pcoarse = prev
+        dt = (ev.ts - pts).total_seconds()
+        if dt > float(self.opt(acct, "window")) or pev.ip == ev.ip:
+            return ()
+        is_coarse = coarse or pcoarse
+        if is_coarse and (pev.geo.country == ev.geo.country):
+            return ()
+        raw = distance_km(plat, plon, lat, lon)
+        dist = raw - acc - pacc
+        floor = float(self.opt(acct, "coarse_min_distance_km" if is_coarse else "min_distance_km"))
+        if dist < floor:
+            return ()
+        hours = max(dt, 1.0) / 3600.0
+        speed = dist / hours
+        limit = float(self.opt(acct, "max_speed_kmh"))
+        if speed <= limit:
+            return ()
+        summary = (f"{acct}: {pev.geo.label()} then {ev.geo.label()}: {dist:.0f} km in "
+                   f"{_fmt_dt(dt)} ({speed:.0f} km/h > {limit:.0f})")
+        evidence = {"from": geo_brief(pev), "to": geo_brief(ev), "distance_km": round(dist, 1),
+                    "raw_distance_km": round(raw, 1), "seconds": dt, "speed_kmh": round(speed, 1),
+                    "max_speed_kmh": limit, "coarse": is_coarse}
+        ips = [x for x in dict.fromkeys([ev.ip, pev.ip]) if x]
+        return [Finding(self.name, acct, ev.ts, pts, summary, evidence, ips)]
+
+
+def _fmt_dt(secs: float) -> str:
+    if secs < 120:
+        return f"{secs:.0f} s"
+    if secs < 7200:
+        return f"{secs / 60:.0f} min"
+    return f"{secs / 3600:.1f} h"

@@ -1,0 +1,238 @@
+"""The pipeline, in the order data flows: events -> geo enrichment -> Postfix queue join -> allowlists ->
+detectors -> incidents (deduplicated episodes) -> actions (callbacks) and the store.
+
+The engine is driven by the caller (``replay`` reads archived files, ``run`` follows live ones): both
+feed the same events through :meth:`Engine.process` and therefore find the same incidents.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import logging
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from .config import Config
+from .detectors import Detector, Finding, build
+from .events import Event
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Incident:
+    id: str
+    account: str | None
+    detector: str
+    action: str  # policy decision: notify, hold, lock
+    first_seen: datetime
+    last_seen: datetime
+    summary: str
+    evidence: dict[str, Any]
+    ips: list[str] = field(default_factory=list)
+    updated: int = 0  # findings merged into this incident after the first
+    status: str = "open"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "account": self.account, "detector": self.detector, "action": self.action,
+            "first_seen": _iso(self.first_seen), "last_seen": _iso(self.last_seen), "summary": self.summary,
+            "ips": self.ips, "evidence": self.evidence, "updated": self.updated, "status": self.status,
+        }
+
+    def row(self) -> dict[str, Any]:
+        return {"id": self.id, "account": self.account, "detector": self.detector, "action": self.action,
+                "first_seen": self.first_seen, "last_seen": self.last_seen, "summary": self.summary,
+                "evidence": self.evidence, "ips": self.ips, "updated": self.updated}
+
+    @classmethod
+    def from_row(cls, r: dict[str, Any]) -> Incident:
+        return cls(r["id"], r["account"], r["detector"], r["action"], r["first_seen"], r["last_seen"],
+                   r["summary"], r["evidence"], list(r.get("ips") or []), r.get("updated", 0),
+                   r.get("status", "open"))
+
+
+def _iso(ts: datetime) -> str:
+    return ts.isoformat().replace("+00:00", "Z")
+
+
+def incident_id(account: str | None, detector: str, first_seen: datetime) -> str:
+    """Deterministic: the same lines give the same incident ids on every replay and after restarts."""
+    raw = f"{account or ''}\x00{detector}\x00{_iso(first_seen)}"
+    return hashlib.sha256(raw.encode()).hexdigest()[:20]
+
+
+class IncidentTracker:
+    """One attack is one incident: findings for the same (account, detector) within the cooldown merge."""
+
+    def __init__(self, cooldown: float) -> None:
+        self.cooldown = cooldown
+        self.open: dict[tuple[str | None, str], Incident] = {}
+
+    def add(self, f: Finding, action: str) -> tuple[Incident, bool]:
+        key = (f.account, f.detector)
+        cur = self.open.get(key)
+        if cur is not None and (f.ts - cur.last_seen).total_seconds() <= self.cooldown:
+            if f.ts > cur.last_seen:
+                cur.last_seen = f.ts
+            cur.summary = f.summary
+            cur.evidence = f.evidence
+            cur.ips = list(dict.fromkeys([*cur.ips, *f.ips]))
+            cur.updated += 1
+            return cur, False
+        inc = Incident(incident_id(f.account, f.detector, f.first_seen), f.account, f.detector, action,
+                       f.first_seen, f.ts, f.summary, f.evidence, list(dict.fromkeys(f.ips)))
+        self.open[key] = inc
+        return inc, True
+
+    def restore(self, incidents: Iterable[Incident]) -> None:
+        for inc in incidents:
+            key = (inc.account, inc.detector)
+            cur = self.open.get(key)
+            if cur is None or inc.last_seen >= cur.last_seen:
+                self.open[key] = inc
+
+
+class QueueJoin:
+    """Links Postfix queue ids to the authenticated account that submitted them (bounded memory).
+
+    ``client=... sasl_username=`` gives queue id -> account; the queue manager's ``nrcpt=`` line and every
+    delivery ``status=`` line of that queue id are then attributed to the account. Entries expire after
+    *ttl* seconds of event time and the table holds at most *cap* queue ids.
+    """
+
+    def __init__(self, ttl: float = 5 * 86400, cap: int = 500_000) -> None:
+        self.ttl = ttl
+        self.cap = cap
+        self.table: OrderedDict[str, list[Any]] = OrderedDict()  # qid -> [account, ip, ts, queued]
+
+    def feed(self, ev: Event) -> bool:
+        """Annotate *ev*; False when it is a repeat that detectors must not count again."""
+        kind = ev.kind
+        if kind == "message":
+            qid = ev.queue_id  # type: ignore[attr-defined]
+            self.table[qid] = [ev.account, ev.ip, ev.ts, False]
+            self.table.move_to_end(qid)
+            self._expire(ev.ts)
+            return True
+        if kind == "queue" or kind == "delivery":
+            ent = self.table.get(ev.queue_id)  # type: ignore[attr-defined]
+            if ent is None:
+                return True
+            if ev.account is None:
+                ev.account = ent[0]
+            if ev.ip is None:
+                ev.ip = ent[1]
+            if kind == "queue":
+                if ent[3]:
+                    return False  # qmgr logs the same queue file again after each deferral
+                ent[3] = True
+        return True
+
+    def _expire(self, now: datetime) -> None:
+        t = self.table
+        limit = now - timedelta(seconds=self.ttl)
+        while t:
+            qid, ent = next(iter(t.items()))
+            if ent[2] < limit or len(t) > self.cap:
+                t.popitem(last=False)
+            else:
+                break
+
+    def queue_ids(self, account: str) -> list[str]:
+        return [q for q, e in self.table.items() if e[0] == account]
+
+
+IncidentHook = Callable[[Incident, bool], None]
+
+
+class Engine:
+    def __init__(self, config: Config, store: Store | None = None, geo: Any = None,
+                 detectors: list[Detector] | None = None) -> None:
+        self.config = config
+        self.store = store
+        self.geo = geo
+        self.detectors = detectors if detectors is not None else build(config)
+        self.by_kind: dict[str, list[Detector]] = {}
+        for d in self.detectors:
+            for k in d.kinds:
+                self.by_kind.setdefault(k, []).append(d)
+        self.join = QueueJoin()
+        self.tracker = IncidentTracker(config.incident_cooldown)
+        self.hooks: list[IncidentHook] = []
+        self.events = 0
+        self.last_event_time: datetime | None = None
+        self.incidents: dict[str, Incident] = {}
+        self._dirty: dict[str, Incident] = {}
+        if store is not None:
+            self._load(store)
+
+    def _load(self, store: Store) -> None:
+        states = store.load_state()
+        for d in self.detectors:
+            if d.name in states:
+                try:
+                    d.import_state(states[d.name])
+                except Exception as exc:  # a corrupt state must not stop detection
+                    log.warning("ignoring saved state of detector %s: %s", d.name, exc)
+        self.tracker.restore(Incident.from_row(r) for r in store.incidents(status="open"))
+
+    def process(self, ev: Event) -> list[Incident]:
+        self.events += 1
+        if self.last_event_time is None or ev.ts > self.last_event_time:
+            self.last_event_time = ev.ts
+        if ev.ip is not None and self.geo is not None and ev.geo is None:
+            ev.geo = self.geo.lookup(ev.ip)
+        if not self.join.feed(ev):
+            return []
+        al = self.config.allowlist
+        if ev.account is not None and al.account_allowed(ev.account):
+            return []
+        if ev.ip is not None and (al.ip_allowed(ev.ip) or (ev.geo is not None and ev.geo.asn in al.asns)):
+            return []
+        out: list[Incident] = []
+        for det in self.by_kind.get(ev.kind, ()):
+            if ev.account is not None and det._overrides and not det.enabled_for(ev.account):
+                continue
+            for f in det.feed(ev):
+                out.append(self._finding(det, f))
+        return out
+
+    def _finding(self, det: Detector, f: Finding) -> Incident:
+        action = str(det.opt(f.account, "policy"))
+        inc, new = self.tracker.add(f, action)
+        self.incidents[inc.id] = inc
+        self._dirty[inc.id] = inc
+        for hook in self.hooks:
+            hook(inc, new)
+        return inc
+
+    def flush(self) -> None:
+        """Write new/updated incidents and learned state to the store (one transaction)."""
+        if self.store is None:
+            self._dirty.clear()
+            return
+        with self.store.begin() as conn:
+            for inc in self._dirty.values():
+                self.store.upsert_incident(conn, inc.row())
+            for d in self.detectors:
+                st = d.export_state()
+                if st is not None:
+                    self.store.save_state(conn, d.name, st, self.last_event_time)
+        self._dirty.clear()
+
+
+def merge_by_time(streams: list[Iterator[Event]]) -> Iterator[Event]:
+    """Merge per-file event streams (each in time order) into one stream in time order.
+
+    Ties keep the order of *streams*, so the result is the same on every run.
+    """
+    if len(streams) == 1:
+        yield from streams[0]
+        return
+    yield from heapq.merge(*streams, key=lambda e: e.ts)

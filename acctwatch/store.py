@@ -1,0 +1,330 @@
+"""The one SQL store (SQLAlchemy 2 Core): incidents, per-account history, checkpoints, locks, audit,
+notification outbox and fail2ban bans.
+
+SQLite by default (a file under the state directory); PostgreSQL and MariaDB/MySQL through their URLs.
+The schema carries a version in ``meta``; :meth:`Store.migrate` creates missing tables and applies
+upgrades in order, so a user upgrading keeps their history.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out, on every backend (stored as naive UTC)."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store: use aware UTC datetimes")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):  # SQLite without type affinity
+            value = datetime.fromisoformat(value)
+        return value.replace(tzinfo=UTC)
+
+
+metadata = sa.MetaData()
+S = sa.String
+
+meta = sa.Table("meta", metadata,
+                sa.Column("key", S(64), primary_key=True),
+                sa.Column("value", sa.Text, nullable=False))
+
+incidents = sa.Table(
+    "incidents", metadata,
+    sa.Column("id", S(64), primary_key=True),  # deterministic: same input, same id
+    sa.Column("account", S(320), nullable=True, index=True),
+    sa.Column("detector", S(64), nullable=False),
+    sa.Column("action", S(16), nullable=False),  # policy decision: notify, hold, lock
+    sa.Column("status", S(16), nullable=False, default="open"),  # open, closed
+    sa.Column("first_seen", UTCDateTime, nullable=False, index=True),
+    sa.Column("last_seen", UTCDateTime, nullable=False),
+    sa.Column("summary", sa.Text, nullable=False),
+    sa.Column("evidence", sa.Text, nullable=False),  # JSON
+    sa.Column("ips", sa.Text, nullable=False, default="[]"),  # JSON list of attacking IPs
+    sa.Column("updated", sa.Integer, nullable=False, default=0),  # how many findings merged
+    sa.Column("instance", S(128), nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+history = sa.Table(
+    "account_history", metadata,
+    sa.Column("account", S(320), primary_key=True),
+    sa.Column("kind", S(32), primary_key=True),  # country, asn, send_hour, send_day, login
+    sa.Column("key", S(64), primary_key=True),
+    sa.Column("first_seen", UTCDateTime, nullable=False),
+    sa.Column("last_seen", UTCDateTime, nullable=False),
+    sa.Column("count", sa.BigInteger, nullable=False, default=0),
+    sa.Column("value", sa.Float, nullable=True),
+)
+
+checkpoints = sa.Table(
+    "checkpoints", metadata,
+    sa.Column("source", S(512), primary_key=True),
+    sa.Column("position", sa.Text, nullable=False),  # JSON: offset/inode/cursor
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+state = sa.Table(
+    "detector_state", metadata,
+    sa.Column("name", S(64), primary_key=True),
+    sa.Column("data", sa.Text, nullable=False),  # JSON
+    sa.Column("event_time", UTCDateTime, nullable=True),
+)
+
+locks = sa.Table(
+    "locks", metadata,
+    sa.Column("account", S(320), primary_key=True),
+    sa.Column("level", S(16), nullable=False),  # hold, lock
+    sa.Column("locked_at", UTCDateTime, nullable=False),
+    sa.Column("incident_id", S(64), nullable=True),
+    sa.Column("reason", sa.Text, nullable=False, default=""),
+    sa.Column("backends", sa.Text, nullable=False, default="{}"),  # JSON: backend -> saved state for unlock
+    sa.Column("actor", S(128), nullable=False, default="acctwatch"),
+)
+
+audit = sa.Table(
+    "audit", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("ts", UTCDateTime, nullable=False, index=True),
+    sa.Column("account", S(320), nullable=True, index=True),
+    sa.Column("action", S(32), nullable=False),  # lock, unlock, hold, release, notify, breaker, dry-run...
+    sa.Column("backend", S(64), nullable=True),
+    sa.Column("incident_id", S(64), nullable=True),
+    sa.Column("result", S(16), nullable=False),  # ok, failed, skipped, dry-run
+    sa.Column("detail", sa.Text, nullable=False, default=""),
+    sa.Column("actor", S(128), nullable=False, default="acctwatch"),
+    sa.Column("idem_key", S(200), nullable=True, unique=True),  # makes re-processing idempotent
+)
+
+outbox = sa.Table(
+    "outbox", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("dedupe_key", S(200), nullable=False, unique=True),
+    sa.Column("incident_id", S(64), nullable=True),
+    sa.Column("target", S(32), nullable=False),  # operator, user
+    sa.Column("urls", sa.Text, nullable=False),  # JSON list of apprise URLs (or config path)
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("next_attempt", UTCDateTime, nullable=False),
+    sa.Column("sent_at", UTCDateTime, nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),
+)
+
+bans = sa.Table(
+    "bans", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("ip", S(64), nullable=False, index=True),
+    sa.Column("jail", S(128), nullable=False),
+    sa.Column("ts", UTCDateTime, nullable=False),
+    sa.Column("source", S(64), nullable=False, default="fail2ban"),
+    sa.UniqueConstraint("ip", "jail", "ts", name="uq_ban"),
+)
+
+#: Upgrades from version N to N+1 (list index N-1). Each gets a Connection inside a transaction.
+MIGRATIONS: list[Any] = []
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Store:
+    def __init__(self, url: str, create: bool = True) -> None:
+        self.url = url
+        if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        kw: dict[str, Any] = {}
+        if url in ("sqlite://", "sqlite:///:memory:"):
+            kw["poolclass"] = sa.pool.StaticPool
+            kw["connect_args"] = {"check_same_thread": False}
+        elif url.startswith("sqlite"):
+            kw["connect_args"] = {"timeout": 30}
+        else:
+            kw["pool_pre_ping"] = True
+        self.engine: Engine = sa.create_engine(url, **kw)
+        if url.startswith("sqlite"):
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        if create:
+            self.migrate()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        with self.engine.begin() as conn:
+            yield conn
+
+    # -- schema -----------------------------------------------------------------------------------
+    def schema_version(self) -> int | None:
+        insp = sa.inspect(self.engine)
+        if not insp.has_table("meta"):
+            return None
+        with self.engine.connect() as conn:
+            v = conn.execute(sa.select(meta.c.value).where(meta.c.key == "schema_version")).scalar()
+        return int(v) if v is not None else None
+
+    def migrate(self) -> None:
+        current = self.schema_version()
+        metadata.create_all(self.engine)  # creates only the missing tables
+        with self.begin() as conn:
+            if current is None:
+                conn.execute(meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
+                return
+            if current > SCHEMA_VERSION:
+                raise RuntimeError(f"the store {self.safe_url} has schema version {current}, newer than this "
+                                   f"acctwatch understands ({SCHEMA_VERSION}): upgrade acctwatch")
+            for v in range(current, SCHEMA_VERSION):
+                log.warning("upgrading store schema %d -> %d", v, v + 1)
+                MIGRATIONS[v - 1](conn)
+                conn.execute(meta.update().where(meta.c.key == "schema_version").values(value=str(v + 1)))
+
+    @property
+    def safe_url(self) -> str:
+        return self.engine.url.render_as_string(hide_password=True)
+
+    # -- incidents --------------------------------------------------------------------------------
+    def upsert_incident(self, conn: Connection, row: dict[str, Any]) -> bool:
+        """Insert or update an incident by id; True if it was new."""
+        values = dict(row)
+        values["evidence"] = json.dumps(values["evidence"], default=str, sort_keys=True)
+        values["ips"] = json.dumps(values.get("ips", []))
+        exists = conn.execute(sa.select(incidents.c.id).where(incidents.c.id == values["id"])).first()
+        if exists:
+            upd = {k: values[k] for k in ("last_seen", "summary", "evidence", "ips", "updated", "action")
+                   if k in values}
+            conn.execute(incidents.update().where(incidents.c.id == values["id"]).values(**upd))
+            return False
+        values.setdefault("created_at", utcnow())
+        values.setdefault("status", "open")
+        conn.execute(incidents.insert().values(**values))
+        return True
+
+    def incidents(self, since: datetime | None = None, account: str | None = None,
+                  status: str | None = None) -> list[dict[str, Any]]:
+        q = sa.select(incidents).order_by(incidents.c.first_seen, incidents.c.id)
+        if since is not None:
+            q = q.where(incidents.c.last_seen >= since)
+        if account is not None:
+            q = q.where(incidents.c.account == account)
+        if status is not None:
+            q = q.where(incidents.c.status == status)
+        with self.engine.connect() as conn:
+            rows = [dict(r._mapping) for r in conn.execute(q)]
+        for r in rows:
+            r["evidence"] = json.loads(r["evidence"])
+            r["ips"] = json.loads(r["ips"])
+        return rows
+
+    # -- history ----------------------------------------------------------------------------------
+    def load_history(self, account: str | None = None) -> list[dict[str, Any]]:
+        q = sa.select(history)
+        if account is not None:
+            q = q.where(history.c.account == account)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
+
+    def save_history(self, conn: Connection, rows: Iterable[dict[str, Any]]) -> None:
+        """Upsert history rows (account, kind, key, first_seen, last_seen, count, value)."""
+        for r in rows:
+            key = (history.c.account == r["account"]) & (history.c.kind == r["kind"]) & (history.c.key == r["key"])
+            res = conn.execute(history.update().where(key).values(
+                last_seen=r["last_seen"], count=r["count"], value=r.get("value"),
+                first_seen=r["first_seen"]))
+            if res.rowcount == 0:
+                conn.execute(history.insert().values(**r))
+
+    def prune_history(self, before: datetime) -> int:
+        with self.begin() as conn:
+            return conn.execute(history.delete().where(history.c.last_seen < before)).rowcount or 0
+
+    # -- detector state and checkpoints -------------------------------------------------------------
+    def load_state(self) -> dict[str, Any]:
+        with self.engine.connect() as conn:
+            return {r.name: json.loads(r.data) for r in conn.execute(sa.select(state))}
+
+    def save_state(self, conn: Connection, name: str, data: Any, event_time: datetime | None) -> None:
+        text = json.dumps(data, default=str, separators=(",", ":"))
+        res = conn.execute(state.update().where(state.c.name == name).values(data=text, event_time=event_time))
+        if res.rowcount == 0:
+            conn.execute(state.insert().values(name=name, data=text, event_time=event_time))
+
+    def get_checkpoint(self, source: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            v = conn.execute(sa.select(checkpoints.c.position).where(checkpoints.c.source == source)).scalar()
+        return json.loads(v) if v else None
+
+    def set_checkpoint(self, conn: Connection, source: str, position: dict[str, Any]) -> None:
+        text = json.dumps(position, sort_keys=True)
+        res = conn.execute(checkpoints.update().where(checkpoints.c.source == source)
+                           .values(position=text, updated_at=utcnow()))
+        if res.rowcount == 0:
+            conn.execute(checkpoints.insert().values(source=source, position=text, updated_at=utcnow()))
+
+    # -- audit ------------------------------------------------------------------------------------
+    def audit(self, conn: Connection, *, action: str, result: str, account: str | None = None,
+              backend: str | None = None, incident_id: str | None = None, detail: str = "",
+              actor: str = "acctwatch", idem_key: str | None = None, ts: datetime | None = None) -> bool:
+        """Append an audit row; with *idem_key*, a second row with the same key is not written (False)."""
+        if idem_key is not None:
+            seen = conn.execute(sa.select(audit.c.id).where(audit.c.idem_key == idem_key)).first()
+            if seen:
+                return False
+        conn.execute(audit.insert().values(ts=ts or utcnow(), account=account, action=action, backend=backend,
+                                           incident_id=incident_id, result=result, detail=detail, actor=actor,
+                                           idem_key=idem_key))
+        return True
+
+    def audit_rows(self, account: str | None = None) -> list[dict[str, Any]]:
+        q = sa.select(audit).order_by(audit.c.id)
+        if account is not None:
+            q = q.where(audit.c.account == account)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
+
+    # -- bans -------------------------------------------------------------------------------------
+    def add_ban(self, ip: str, jail: str, ts: datetime, source: str = "fail2ban") -> bool:
+        with self.begin() as conn:
+            seen = conn.execute(sa.select(bans.c.id).where((bans.c.ip == ip) & (bans.c.jail == jail)
+                                                           & (bans.c.ts == ts))).first()
+            if seen:
+                return False
+            conn.execute(bans.insert().values(ip=ip, jail=jail, ts=ts, source=source))
+            return True
+
+    def bans_since(self, since: datetime) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(sa.select(bans).where(bans.c.ts >= since))]
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()

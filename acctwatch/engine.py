@@ -138,7 +138,7 @@ class QueueJoin:
         t = self.table
         limit = now - timedelta(seconds=self.ttl)
         while t:
-            qid, ent = next(iter(t.items()))
+            _qid, ent = next(iter(t.items()))
             if ent[2] < limit or len(t) > self.cap:
                 t.popitem(last=False)
             else:

@@ -29,8 +29,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 MONTHS = {m: i for i, m in enumerate(
     ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), start=1)}
 
-# Program names never contain spaces, brackets or colons; a host never ends with a colon.
-_PROG = r"(?P<prog>[^\s\[\]:]+)(?:\[(?P<pid>\d+)\])?"
+# Program names never contain spaces, brackets or colons, except a Dovecot log_path process prefix such as
+# ``auth-worker(22401)`` or 2.4's ``auth(user,ip,sasl:plain)<session>`` (kept whole; the parser splits it).
+# A host never ends with a colon.
+_PROG = r"(?P<prog>[^\s\[\]:()<>]+(?:\([^()]*\))?(?:<[^<>\s]*>){0,2})(?:\[(?P<pid>\d+)\])?"
 _HOST = r"(?:(?P<host>[^\s]*[^\s:]) )??"
 
 BSD_RE = re.compile(
@@ -97,7 +99,7 @@ def split_header(line: str) -> Header | None:
 def _journal(line: str) -> Header | None:
     try:
         obj = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: absurdly nested input
         return None
     if not isinstance(obj, dict):
         return None
@@ -111,16 +113,18 @@ def _journal(line: str) -> Header | None:
         return None
     try:
         usec = int(obj.get("__REALTIME_TIMESTAMP", ""))
-    except ValueError:
+    except (TypeError, ValueError):
         return None
     prog = obj.get("SYSLOG_IDENTIFIER") or obj.get("_COMM") or ""
+    if not isinstance(prog, str):
+        prog = ""
     pid_raw = obj.get("SYSLOG_PID") or obj.get("_PID")
     try:
         pid = int(pid_raw) if pid_raw is not None else None
-    except ValueError:
+    except (TypeError, ValueError):
         pid = None
     host = obj.get("_HOSTNAME")
-    return Header("journal", usec, host if isinstance(host, str) else None, str(prog), pid,
+    return Header("journal", usec, host if isinstance(host, str) else None, prog, pid,
                   msg.rstrip("\n"))
 
 
@@ -153,7 +157,7 @@ class Clock:
             return self._cache_val
         try:
             val = getattr(self, "_" + fmt)(raw)
-        except (ValueError, KeyError, OverflowError):
+        except (ValueError, KeyError, IndexError, OverflowError, OSError, TypeError):
             val = None
         self._cache_key, self._cache_val = key, val
         return val
@@ -180,12 +184,17 @@ class Clock:
         last = self._last_month
         if self.year is None:
             ref = self.reference or datetime.now(self.zone)
+            if ref.tzinfo is None:
+                ref = ref.replace(tzinfo=self.zone)
+            ref = ref.astimezone(self.zone)
             year = ref.year
-            try:
-                if datetime(year, month, day, tzinfo=ref.tzinfo or self.zone) > ref + timedelta(days=1):
+            if month == 2 and day == 29:  # the latest leap year not after the reference
+                while not _leap(year):
                     year -= 1
-            except ValueError:  # Feb 29 in a non-leap reference year
+            if datetime(year, month, day, tzinfo=self.zone) > ref + timedelta(days=1):
                 year -= 1
+                while month == 2 and day == 29 and not _leap(year):
+                    year -= 1
             self.year = year
         elif last is not None:
             if month < last - 6:  # Dec -> Jan
@@ -212,6 +221,10 @@ class Clock:
 
     def _journal(self, raw: int) -> datetime:
         return datetime.fromtimestamp(raw / 1_000_000, UTC)
+
+
+def _leap(year: int) -> bool:
+    return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
 
 
 def _local_zone() -> tzinfo:

@@ -30,6 +30,8 @@ from .headers import Clock, Header, split_header
 MAX_LINE = 16 * 1024
 MAX_FIELD = 512
 
+FAMILIES = ("postfix", "dovecot", "cyrus")
+
 #: Words that make an unmatched line "relevant": somebody should look at it in ``acctwatch explain``.
 RELEVANT_WORDS = ("auth", "login", "sasl", "reject", "password")
 
@@ -43,7 +45,7 @@ LOGIN_SERVICE = {
     "managesieve-login": "managesieve", "imap": "imap", "pop3": "pop3", "managesieve": "managesieve",
     "submission": "submission", "lmtp": "lmtp",
 }
-_DOVECOT_SUB_RE = re.compile(r"([a-z][a-z0-9-]*)(?:\([^()\s]*\))?(?:<\d+>)?(?:<[^<>\s]*>)?: ")
+_DOVECOT_SUB_RE = re.compile(r"([a-z][a-z0-9-]*)(?:\([^()\s]*\))?(?:<[^<>\s]*>){0,2}: ")
 _LEVELS = ("Info: ", "Warning: ", "Error: ", "Fatal: ", "Panic: ", "Debug: ")
 
 
@@ -86,8 +88,8 @@ def _load_file(path: Path | Any, origin: str) -> list[Pattern]:
     except tomllib.TOMLDecodeError as exc:
         raise PatternError(f"{origin}: not valid TOML: {exc}") from exc
     family = data.get("family")
-    if family not in ("postfix", "dovecot"):
-        raise PatternError(f"{origin}: 'family' must be \"postfix\" or \"dovecot\", got {family!r}")
+    if family not in FAMILIES:
+        raise PatternError(f"{origin}: 'family' must be one of {', '.join(FAMILIES)}, got {family!r}")
     out = []
     for i, raw in enumerate(data.get("pattern", [])):
         name = raw.get("name") or f"#{i}"
@@ -181,6 +183,8 @@ class ParseStats:
     events: Counter[str] = field(default_factory=Counter)
     hits: Counter[str] = field(default_factory=Counter)
     relevant_unmatched: int = 0
+    relevant_no_header: int = 0  # relevant words, but no log header at all (e.g. message-only samples)
+    internal_errors: int = 0  # a bug caught by the safety net in parse(); the line is skipped
     unmatched_examples: list[tuple[str, int, str]] = field(default_factory=list)
     max_examples: int = 20
 
@@ -191,7 +195,8 @@ class ParseStats:
             "bad_time": self.bad_time, "bad_field": self.bad_field, "prefiltered": self.prefiltered,
             "other_program": self.other_program, "unmatched": self.unmatched, "ignored": self.ignored,
             "events": dict(self.events), "hits": dict(self.hits),
-            "relevant_unmatched": self.relevant_unmatched,
+            "relevant_unmatched": self.relevant_unmatched, "relevant_no_header": self.relevant_no_header,
+            "internal_errors": self.internal_errors,
             "unmatched_examples": [{"source": s, "lineno": n, "line": t} for s, n, t in self.unmatched_examples],
         }
 
@@ -213,8 +218,19 @@ def normalize_ip(text: str | None) -> str | None:
     return str(addr)
 
 
+CYRUS_SIEVE = frozenset({"timsieved", "sieve", "cyrus/timsieved", "cyrus/sieve"})
+_CONN_WORKER_RE = re.compile(r"conn unix:[^\s()]*auth-worker \([^()]*\): auth-worker<\d+>: ")
+_REQUEST_RE = re.compile(r"request \[\d+\]: ")
+
+
 def classify_program(program: str, msg: str) -> tuple[str, str, str | None, str] | None:
-    """(family, daemon, service hint, message without the daemon/level prefix) or None."""
+    """(family, daemon, service hint, message without the daemon/level prefix) or None.
+
+    Dovecot is seen in three framings: syslog (``dovecot: imap-login: msg``, sometimes doubled as
+    ``dovecot[1]: dovecot: auth(default): msg``), ``log_path`` files (program ``imap-login``, then
+    ``Info: msg``) and 2.4 event prefixes (``auth(user,ip,sasl:plain)<session>: Info: sql: ...``). For the
+    last one the whole prefix is kept at the start of the message, because it carries the user and the IP.
+    """
     if program.startswith("postfix"):
         parts = program.split("/")
         daemon = parts[-1]
@@ -223,27 +239,51 @@ def classify_program(program: str, msg: str) -> tuple[str, str, str | None, str]
             if p in ("submission", "smtps", "submissions"):
                 hint = "submission"
         return "postfix", daemon, hint, msg
-    base = program.partition("(")[0]
+    if program in CYRUS_SIEVE:
+        return "cyrus", program.rpartition("/")[2], "managesieve", msg
+    prefix = program
     if program.startswith("dovecot"):
-        if base == "dovecot-auth":
-            base = "auth"
+        if program == "dovecot-auth":
+            prefix = "auth"
         else:
             m = _DOVECOT_SUB_RE.match(msg)
+            if m is not None and m.group(1) == "dovecot":  # "dovecot[442]: dovecot: auth(default): ..."
+                msg = msg[m.end():]
+                m = _DOVECOT_SUB_RE.match(msg)
             if m is None:
                 return "dovecot", "dovecot", None, _strip_level(msg)
-            base = m.group(1)
+            prefix = m.group(0)[:-2]
             msg = msg[m.end():]
-    elif base not in DOVECOT_PROCESSES:
+    base = prefix.partition("(")[0].partition("<")[0]
+    if base not in DOVECOT_PROCESSES:
         return None
-    return "dovecot", base, LOGIN_SERVICE.get(base), _strip_level(msg)
+    msg = _strip_level(msg)
+    if base in ("auth", "auth-worker"):
+        if msg.startswith("request ["):
+            m = _REQUEST_RE.match(msg)
+            if m is not None:
+                msg = _strip_level(msg[m.end():])
+        if msg.startswith("conn unix:"):
+            m = _CONN_WORKER_RE.match(msg)
+            if m is not None:
+                msg = _strip_level(msg[m.end():])
+        args = prefix[len(base):].partition(")")[0]
+        if "," in args:  # 2.4 event prefix with user and IP: keep it for the patterns
+            msg = f"{prefix}: {msg}"
+    return "dovecot", base, LOGIN_SERVICE.get(base), msg
 
 
 def _strip_level(msg: str) -> str:
-    if msg[:1] in "IWEFPD":
+    if msg[:1] in ("I", "W", "E", "F", "P", "D"):
         for lv in _LEVELS:
             if msg.startswith(lv):
                 return msg[len(lv):]
     return msg
+
+
+#: Delivery status words as Postfix logs them -> the four kinds detectors use.
+STATUS_MAP = {"sent": "sent", "deferred": "deferred", "bounced": "bounced", "expired": "expired",
+              "softbounce": "deferred", "force-expired": "expired"}
 
 
 class LineParser:
@@ -270,6 +310,13 @@ class LineParser:
         return self.parse(line, lineno, _counted=True)
 
     def parse(self, line: str, lineno: int = 0, _counted: bool = False) -> Event | None:
+        try:
+            return self._parse(line, lineno, _counted)
+        except Exception:  # never let one line stop a daemon; counted so tests and explain can see it
+            self.stats.internal_errors += 1
+            return None
+
+    def _parse(self, line: str, lineno: int, _counted: bool) -> Event | None:
         st = self.stats
         st.lines += 1
         line = line.rstrip("\r\n")
@@ -337,6 +384,9 @@ class LineParser:
         low = line.lower()
         if any(w in low for w in RELEVANT_WORDS):
             st = self.stats
+            if hdr is None:
+                st.relevant_no_header += 1
+                return
             st.relevant_unmatched += 1
             if len(st.unmatched_examples) < st.max_examples:
                 st.unmatched_examples.append((self.source, lineno, line[:500]))
@@ -368,6 +418,8 @@ class LineParser:
             kw["local_ip"] = normalize_ip(kw["local_ip"])
         if "orig_ip" in kw:
             kw["orig_ip"] = normalize_ip(kw["orig_ip"])
+        if "status" in kw:
+            kw["status"] = STATUS_MAP.get(kw["status"].lower(), kw["status"].lower())
         acct = kw.get("account")
         if acct is not None:
             acct = acct.strip()

@@ -74,6 +74,12 @@ class AuthFailure(Event):
     reason: str | None = None
     session: str | None = None
     attempts: int | None = None
+    #: Which process logged it, so one attempt seen twice is counted once (see docs/patterns.md):
+    #: "frontend" = the protocol daemon (Postfix smtpd: one event per attempt; Dovecot *-login: one event
+    #: per connection, ``attempts`` = how many); "backend" = Dovecot's auth process / PAM (one per attempt,
+    #: only with auth_verbose; the same attempt as a frontend event). Count frontend events; use backend
+    #: ones for the account and reason, or alone when a source has no frontend lines.
+    layer: str | None = None
 
 
 @dataclass(slots=True, kw_only=True)

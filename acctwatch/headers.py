@@ -91,9 +91,9 @@ def split_header(line: str) -> Header | None:
         fmt = "bsd"
     if m is None:
         return None
-    pid = m.group("pid") if fmt != "rfc3339" or m.re is RFC3339_RE else None
-    return Header(fmt, m.group("ts"), m.group("host"), m.group("prog"),
-                  int(pid) if pid else None, m.group("msg"))
+    g = m.groupdict()
+    pid = g.get("pid")
+    return Header(fmt, g["ts"], g.get("host"), g["prog"], int(pid) if pid else None, g["msg"])
 
 
 def _journal(line: str) -> Header | None:

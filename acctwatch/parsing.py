@@ -46,7 +46,7 @@ LOGIN_SERVICE = {
     "submission": "submission", "lmtp": "lmtp",
 }
 _DOVECOT_SUB_RE = re.compile(r"([a-z][a-z0-9-]*)(?:\([^()\s]*\))?(?:<[^<>\s]*>){0,2}: ")
-_LEVELS = ("Info: ", "Warning: ", "Error: ", "Fatal: ", "Panic: ", "Debug: ")
+_LEVELS = ("Info: ", "Warning: ", "Error: ", "Fatal: ", "Panic: ", "Debug: ", "Warn: ")
 
 
 class PatternError(ValueError):
@@ -98,27 +98,28 @@ def _load_file(path: Path | Any, origin: str) -> list[Pattern]:
             if key not in raw:
                 raise PatternError(f"{where}: missing key {key!r}")
         event = raw["event"]
-        if event == "ignore":  # a known line that is deliberately not an event
-            regex = _check_regex(name, origin, raw["regex"])
-            examples = [Example(e["line"], dict(e.get("expect", {}))) for e in raw.get("example", [])]
-            examples += [Example(line, None) for line in raw.get("not_match", [])]
-            progs = raw["programs"]
-            out.append(Pattern(name, family, tuple([progs] if isinstance(progs, str) else progs),
-                               raw["prefilter"], regex, event, {}, examples, origin,
-                               int(raw.get("priority", 0))))
-            continue
-        if event not in EVENT_TYPES:
+        if event not in EVENT_TYPES and event != "ignore":
             raise PatternError(f"{where}: unknown event {event!r} (one of {', '.join(EVENT_TYPES)}, ignore)")
         regex = _check_regex(name, origin, raw["regex"])
-        allowed = EVENT_FIELDS[event]
+        allowed = EVENT_FIELDS[event] if event != "ignore" else frozenset()
         static = dict(raw.get("fields", {}))
         bad = [g for g in (*regex.groupindex, *static) if g not in allowed and not g.startswith("_")]
+        if bad and event == "ignore":
+            raise PatternError(f"{where}: an ignore pattern takes no fields; name groups _like_this")
         if bad:
             raise PatternError(f"{where}: {', '.join(sorted(bad))} not a field of {event!r} events "
                                f"(fields: {', '.join(sorted(allowed))})")
         if raw["prefilter"] not in raw["regex"].replace("\\", ""):
             raise PatternError(f"{where}: prefilter {raw['prefilter']!r} must appear literally in the regex")
-        examples = [Example(e["line"], dict(e.get("expect", {}))) for e in raw.get("example", [])]
+        examples = []
+        for e in raw.get("example", []):
+            if "line" not in e:
+                raise PatternError(f"{where}: an example has no 'line'")
+            expect = dict(e.get("expect", {}))
+            expect.update({k: None for k in e.get("none", [])})  # fields that must be empty
+            examples.append(Example(e["line"], expect))
+        if not examples:
+            raise PatternError(f"{where}: add at least one [[pattern.example]] (a line it must take)")
         examples += [Example(line, None) for line in raw.get("not_match", [])]
         progs = raw["programs"]
         out.append(Pattern(name, family, tuple([progs] if isinstance(progs, str) else progs),
@@ -246,6 +247,7 @@ def classify_program(program: str, msg: str) -> tuple[str, str, str | None, str]
         if program == "dovecot-auth":
             prefix = "auth"
         else:
+            msg = _strip_level(msg)  # some templates put the level first: "dovecot: Info: auth(default): ..."
             m = _DOVECOT_SUB_RE.match(msg)
             if m is not None and m.group(1) == "dovecot":  # "dovecot[442]: dovecot: auth(default): ..."
                 msg = msg[m.end():]

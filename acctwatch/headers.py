@@ -48,13 +48,15 @@ RFC3339_RE = re.compile(
 # rsyslog template seen in the wild: "TS host [prog]\t severity\t:  msg"
 RFC3339_TEMPLATE_RE = re.compile(
     r"(?P<ts>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?(?:Z|[+-]\d\d:?\d\d)?) (?P<host>\S+) "
-    r"\[(?P<prog>[^\s\[\]:]+)\]\t *\w+\t: +(?P<msg>.*)\Z",
+    r"\[(?P<prog>[^\s\[\]:]+)\][\t ]+\w+[\t ]+: +(?P<msg>.*)\Z",
     re.DOTALL,
 )
 YMD_RE = re.compile(
     r"(?P<ts>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:[.,]\d{1,9})?) +" + _HOST + _PROG + r": ?(?P<msg>.*)\Z",
     re.DOTALL,
 )
+# docker compose logs: "service_1  | <a syslog line>"
+COMPOSE_PREFIX_RE = re.compile(r"[A-Za-z0-9][\w.-]* *\| (?=\S)")
 TAI64N_RE = re.compile(r"@(?P<ts>[0-9a-f]{24}) +" + _PROG + r": ?(?P<msg>.*)\Z", re.DOTALL)
 
 
@@ -89,6 +91,10 @@ def split_header(line: str) -> Header | None:
     else:
         m = BSD_RE.match(line)
         fmt = "bsd"
+        if m is None and " | " in line[:80]:
+            p = COMPOSE_PREFIX_RE.match(line)
+            if p is not None and p.end() < len(line) and line[p.end()] not in "{|":
+                return split_header(line[p.end():])
     if m is None:
         return None
     g = m.groupdict()

@@ -33,7 +33,7 @@ MAX_FIELD = 512
 FAMILIES = ("postfix", "dovecot", "cyrus")
 
 #: Words that make an unmatched line "relevant": somebody should look at it in ``acctwatch explain``.
-RELEVANT_WORDS = ("auth", "login", "sasl", "reject", "password")
+RELEVANT_WORDS = ("auth", "login", "sasl", "reject", "password", "mismatch", "unknown user", "credentials")
 
 DOVECOT_PROCESSES = frozenset({
     "imap-login", "pop3-login", "submission-login", "managesieve-login", "lmtp", "auth", "auth-worker",
@@ -45,7 +45,7 @@ LOGIN_SERVICE = {
     "managesieve-login": "managesieve", "imap": "imap", "pop3": "pop3", "managesieve": "managesieve",
     "submission": "submission", "lmtp": "lmtp",
 }
-_DOVECOT_SUB_RE = re.compile(r"([a-z][a-z0-9-]*)(?:\([^()\s]*\))?(?:<[^<>\s]*>){0,2}: ")
+_DOVECOT_SUB_RE = re.compile(r"([a-z][a-z0-9-]*)(?:\([^()\s]*\))?(?:<[^<>\s]*>){0,2}:(?: |\Z)")
 _LEVELS = ("Info: ", "Warning: ", "Error: ", "Fatal: ", "Panic: ", "Debug: ", "Warn: ")
 
 
@@ -187,6 +187,7 @@ class ParseStats:
     relevant_no_header: int = 0  # relevant words, but no log header at all (e.g. message-only samples)
     internal_errors: int = 0  # a bug caught by the safety net in parse(); the line is skipped
     unmatched_examples: list[tuple[str, int, str]] = field(default_factory=list)
+    no_header_examples: list[tuple[str, int, str]] = field(default_factory=list)
     max_examples: int = 20
 
     def to_dict(self) -> dict[str, Any]:
@@ -199,6 +200,7 @@ class ParseStats:
             "relevant_unmatched": self.relevant_unmatched, "relevant_no_header": self.relevant_no_header,
             "internal_errors": self.internal_errors,
             "unmatched_examples": [{"source": s, "lineno": n, "line": t} for s, n, t in self.unmatched_examples],
+            "no_header_examples": [{"source": s, "lineno": n, "line": t} for s, n, t in self.no_header_examples],
         }
 
 
@@ -254,7 +256,7 @@ def classify_program(program: str, msg: str) -> tuple[str, str, str | None, str]
                 m = _DOVECOT_SUB_RE.match(msg)
             if m is None:
                 return "dovecot", "dovecot", None, _strip_level(msg)
-            prefix = m.group(0)[:-2]
+            prefix = m.group(0).rstrip(" ")[:-1]
             msg = msg[m.end():]
     base = prefix.partition("(")[0].partition("<")[0]
     if base not in DOVECOT_PROCESSES:
@@ -379,16 +381,25 @@ class LineParser:
         return None
 
     def _maybe_relevant(self, line: str, lineno: int) -> None:
-        """Count a line no pattern took if it is a Postfix/Dovecot (or unframed) line about auth."""
+        """Count a line no pattern took if it is a Postfix/Dovecot (or unframed) line about auth.
+
+        The words are looked for in the message (a program name such as ``imap-login`` or
+        ``postfix/authclean/cleanup`` does not make a line relevant); Dovecot ``Debug:`` output is not.
+        """
         hdr = split_header(line)
-        if hdr is not None and classify_program(hdr.program, hdr.msg) is None:
-            return
-        low = line.lower()
-        if any(w in low for w in RELEVANT_WORDS):
-            st = self.stats
-            if hdr is None:
+        st = self.stats
+        if hdr is None:
+            low = line.lower()
+            if any(w in low for w in RELEVANT_WORDS):
                 st.relevant_no_header += 1
-                return
+                if len(st.no_header_examples) < st.max_examples:
+                    st.no_header_examples.append((self.source, lineno, line[:500]))
+            return
+        cls = classify_program(hdr.program, hdr.msg)
+        if cls is None or "Debug: " in hdr.msg[:300]:
+            return
+        low = cls[3].lower()
+        if any(w in low for w in RELEVANT_WORDS):
             st.relevant_unmatched += 1
             if len(st.unmatched_examples) < st.max_examples:
                 st.unmatched_examples.append((self.source, lineno, line[:500]))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ..headers import Clock
-from ..parsing import LineParser, PatternError, PatternSet
+from ..parsing import LineParser, ParseStats, PatternError, PatternSet
 from ..sources.files import SourceError, describe, expand, iter_lines, order_oldest_first
 from .common import Progress, emit_json, emit_jsonl
 
@@ -68,18 +68,20 @@ def cli(files: tuple[str, ...], one_line: str | None, jsonl: bool, as_json: bool
     _print_summary(total_stats)
 
 
-def _merge(a, b):  # type: ignore[no-untyped-def]
+def _merge(a: ParseStats, b: ParseStats) -> ParseStats:
     for f in ("lines", "blank", "comments", "invalid_utf8", "too_long", "no_header", "bad_time", "bad_field",
-              "prefiltered", "other_program", "unmatched", "ignored", "relevant_unmatched"):
+              "prefiltered", "other_program", "unmatched", "ignored", "relevant_unmatched", "relevant_no_header",
+              "internal_errors"):
         setattr(a, f, getattr(a, f) + getattr(b, f))
     a.events.update(b.events)
     a.hits.update(b.hits)
-    room = a.max_examples - len(a.unmatched_examples)
-    a.unmatched_examples.extend(b.unmatched_examples[:max(room, 0)])
+    for name in ("unmatched_examples", "no_header_examples"):
+        mine, theirs = getattr(a, name), getattr(b, name)
+        mine.extend(theirs[:max(a.max_examples - len(mine), 0)])
     return a
 
 
-def _print_summary(st) -> None:  # type: ignore[no-untyped-def]
+def _print_summary(st: ParseStats) -> None:
     echo = click.echo
     echo(f"Lines read:            {st.lines}")
     skipped = {"blank": st.blank, "comment": st.comments, "no recognisable header": st.no_header,
@@ -106,6 +108,14 @@ def _print_summary(st) -> None:  # type: ignore[no-untyped-def]
     if st.relevant_unmatched:
         echo("  (lines that mention auth/login/sasl/reject/password but no pattern took: "
              "add a pattern with --patterns-dir, see docs/patterns.md)")
+    if st.relevant_no_header:
+        echo(f"Relevant lines without a log header: {st.relevant_no_header}")
+        for src, n, line in st.no_header_examples:
+            echo(f"  {src}:{n}: {line}")
+        echo("  (no syslog, RFC3339, Dovecot log_path or journald framing fits them, e.g. message-only samples "
+             "or an unknown log format: see docs/known-limits.md)")
+    if st.internal_errors:
+        echo(f"Internal errors (lines skipped, please report): {st.internal_errors}")
 
 
 def _explain_line(ps: PatternSet, line: str, zone: str, year: int | None) -> None:

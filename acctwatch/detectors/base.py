@@ -126,3 +126,32 @@ def geo_brief(ev: Event) -> dict[str, Any]:
     if g is not None:
         d.update(country=g.country, city=g.city, asn=g.asn, asn_org=g.asn_org)
     return d
+
+
+def iso(ts: datetime) -> str:
+    return ts.isoformat().replace("+00:00", "Z")
+
+
+class SumWindow:
+    """Weighted counts with event times (float seconds), summed over the last *span* seconds."""
+
+    __slots__ = ("items", "total")
+
+    def __init__(self) -> None:
+        self.items: deque[tuple[float, int]] = deque()
+        self.total = 0
+
+    def add(self, t: float, n: int, span: float) -> int:
+        self.items.append((t, n))
+        self.total += n
+        return self.trim(t, span)
+
+    def trim(self, now: float, span: float) -> int:
+        items = self.items
+        limit = now - span
+        while items and items[0][0] < limit:
+            self.total -= items.popleft()[1]
+        return self.total
+
+    def first(self) -> float | None:
+        return self.items[0][0] if self.items else None

@@ -1,0 +1,276 @@
+"""History detectors: compare an account with its own past, not with everyone's limits.
+
+* ``new_country``: a login from a country this account has not used before, once the account's history
+  is long enough to know where it normally is.
+* ``send_baseline``: sending far above what this account normally sends in an hour or a day, once enough
+  history exists; catches a compromise that stays under the global ``send_burst`` limits, and leaves alone a
+  newsletter account that always sends 500 on Mondays.
+
+Both learn as they go and persist what they learned through ``export_state``/``import_state`` (the engine
+keeps it in the store's ``detector_state`` table): bounded by a retention (default 90 days) and by caps
+per account and on the number of accounts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from ..events import Event
+from .base import Detector, Finding, geo_brief, iso, login_like, register
+from .geo import _counts_as_country
+
+DAY = 86400.0
+MAX_ACCOUNTS = 200_000
+
+
+def _ts(t: float) -> str:
+    return iso(datetime.fromtimestamp(t, tz=UTC))
+
+
+class _Hist:
+    __slots__ = ("countries", "first", "last", "logins")
+
+    def __init__(self, first: float) -> None:
+        self.first = first
+        self.last = first
+        self.logins = 0
+        self.countries: dict[str, list[float]] = {}  # country -> [first, last, count]
+
+
+@register
+class NewCountry(Detector):
+    """A successful login from a country absent from this account's history (within ``retention``).
+
+    Only once the account is learned: its history spans at least ``learn_period`` AND holds at least
+    ``learn_logins`` logins with a country. A few logins on one day say little about where a person
+    travels, so both conditions apply (set one to 0 to rely on the other). Allowlisted countries and the
+    account's ``extra_countries`` never count as new.
+    """
+
+    name = "new_country"
+    kinds = ("login", "message")
+    defaults = {"learn_period": "14d", "learn_logins": 10, "retention": "90d", "max_countries": 32}
+    durations = ("learn_period", "retention")
+    default_policy = "notify"
+
+    def __init__(self, options: dict[str, Any], ctx: Any) -> None:
+        super().__init__(options, ctx)
+        self.accounts: dict[str, _Hist] = {}
+
+    def feed(self, ev: Event) -> Iterable[Finding]:
+        if not login_like(ev):
+            return ()
+        country = _counts_as_country(self, ev)
+        if country is None:
+            return ()
+        acct = ev.account
+        assert acct is not None
+        t = ev.ts.timestamp()
+        h = self.accounts.get(acct)
+        if h is None:
+            if len(self.accounts) >= MAX_ACCOUNTS:
+                self._evict()
+            h = self.accounts[acct] = _Hist(t)
+        out: tuple[Finding, ...] | list[Finding] = ()
+        c = h.countries.get(country)
+        retention = float(self.opt(acct, "retention"))
+        if c is not None and t - c[1] > retention:
+            del h.countries[country]
+            c = None
+        if c is None:
+            learned = (t - h.first >= float(self.opt(acct, "learn_period"))
+                       and h.logins >= int(self.opt(acct, "learn_logins")))
+            if learned and h.countries:
+                out = [self._finding(acct, ev, country, h, retention)]
+            c = h.countries[country] = [t, t, 0]
+            cap = int(self.opt(acct, "max_countries"))
+            if len(h.countries) > cap:
+                oldest = min(h.countries, key=lambda k: h.countries[k][1])
+                del h.countries[oldest]
+        if t > c[1]:
+            c[1] = t
+        c[2] += 1
+        h.logins += 1
+        if t > h.last:
+            h.last = t
+        return out
+
+    def _finding(self, acct: str, ev: Event, country: str, h: _Hist, retention: float) -> Finding:
+        known = sorted(h.countries.items(), key=lambda kv: (-kv[1][2], kv[0]))
+        known_s = ", ".join(f"{k} ({int(v[2])} logins)" for k, v in known[:6])
+        days = (ev.ts.timestamp() - h.first) / DAY
+        label = ev.geo.label() if ev.geo is not None else country
+        summary = (f"{acct} logged in from {label} [{ev.ip}], a country new for this account "
+                   f"(seen in {days:.0f} days: {known_s})")
+        evidence = {"country": country, "login": geo_brief(ev), "history_days": round(days, 1),
+                    "history_logins": h.logins, "retention_seconds": retention,
+                    "known_countries": [{"country": k, "first_seen": _ts(v[0]), "last_seen": _ts(v[1]),
+                                         "logins": int(v[2])} for k, v in known]}
+        return Finding(self.name, acct, ev.ts, ev.ts, summary, evidence, [ev.ip] if ev.ip else [])
+
+    def _evict(self) -> None:
+        keep = sorted(self.accounts.items(), key=lambda kv: -kv[1].last)[: MAX_ACCOUNTS * 3 // 4]
+        self.accounts = dict(keep)
+
+    def export_state(self) -> Any:
+        now = max((h.last for h in self.accounts.values()), default=0.0)
+        retention = float(self.options["retention"])
+        accts: dict[str, Any] = {}
+        for acct, h in self.accounts.items():
+            cs = {k: [round(v[0]), round(v[1]), int(v[2])] for k, v in h.countries.items()
+                  if now - v[1] <= max(retention, float(self.opt(acct, "retention")))}
+            if cs:
+                accts[acct] = [round(h.first), round(h.last), h.logins, cs]
+        return {"v": 1, "accounts": accts}
+
+    def import_state(self, data: Any) -> None:
+        if not isinstance(data, dict) or data.get("v") != 1:
+            raise ValueError("unknown state format")
+        for acct, (first, last, logins, cs) in data["accounts"].items():
+            h = _Hist(float(first))
+            h.last = float(last)
+            h.logins = int(logins)
+            h.countries = {str(k): [float(v[0]), float(v[1]), int(v[2])] for k, v in cs.items()}
+            self.accounts[str(acct)] = h
+
+
+class _Send:
+    __slots__ = ("base", "base_day", "days", "first", "hm", "hour", "hr", "last", "reported")
+
+    def __init__(self, first: float) -> None:
+        self.first = first
+        self.last = first
+        self.days: dict[int, list[int]] = {}  # day number -> [messages, recipients, max/h messages, max/h rcpts]
+        self.hour = -1
+        self.hm = 0
+        self.hr = 0
+        self.base_day = -1
+        self.base = (0, 0, 0, 0)
+        self.reported: dict[str, int] = {}
+
+
+@register
+class SendBaseline(Detector):
+    """Messages or recipients in the current hour / day far above this account's own past maximum.
+
+    Baseline = the highest daily total and the highest hourly total of the previous days kept (``retention``).
+    Fires when the current value is above ``factor`` times that AND above the floor ``min_per_hour`` /
+    ``min_per_day`` (so 3 -> 12 messages is not news), once the account has been watched for
+    ``learn_period``. Hours and days are UTC calendar buckets of event time.
+    """
+
+    name = "send_baseline"
+    kinds = ("message", "queue")
+    defaults = {"learn_period": "14d", "factor": 3.0, "min_per_hour": 50, "min_per_day": 100,
+                "retention": "90d"}
+    durations = ("learn_period", "retention")
+    default_policy = "notify"
+
+    def __init__(self, options: dict[str, Any], ctx: Any) -> None:
+        super().__init__(options, ctx)
+        self.accounts: dict[str, _Send] = {}
+
+    def feed(self, ev: Event) -> Iterable[Finding]:
+        acct = ev.account
+        if acct is None:
+            return ()
+        if ev.kind == "message":
+            m, r = 1, 0
+        else:
+            r = ev.nrcpt or 0  # type: ignore[attr-defined]
+            if r <= 0:
+                return ()
+            m = 0
+        t = ev.ts.timestamp()
+        s = self.accounts.get(acct)
+        if s is None:
+            if len(self.accounts) >= MAX_ACCOUNTS:
+                keep = sorted(self.accounts.items(), key=lambda kv: -kv[1].last)[: MAX_ACCOUNTS * 3 // 4]
+                self.accounts = dict(keep)
+            s = self.accounts[acct] = _Send(t)
+        if t > s.last:
+            s.last = t
+        hour = int(t // 3600)
+        d = hour // 24
+        if hour != s.hour:
+            s.hour, s.hm, s.hr = hour, 0, 0
+        s.hm += m
+        s.hr += r
+        today = s.days.get(d)
+        if today is None:
+            today = s.days[d] = [0, 0, 0, 0]
+            self._prune(s, d, float(self.opt(acct, "retention")))
+            s.reported = {}
+        today[0] += m
+        today[1] += r
+        if s.hm > today[2]:
+            today[2] = s.hm
+        if s.hr > today[3]:
+            today[3] = s.hr
+        if t - s.first < float(self.opt(acct, "learn_period")):
+            return ()
+        if s.base_day != d:
+            past = [v for k, v in s.days.items() if k < d]
+            s.base = tuple(max((v[i] for v in past), default=0) for i in range(4))  # type: ignore[assignment]
+            s.base_day = d
+        factor = float(self.opt(acct, "factor"))
+        fh = int(self.opt(acct, "min_per_hour"))
+        fd = int(self.opt(acct, "min_per_day"))
+        bm, br, bhm, bhr = s.base
+        over: dict[str, tuple[int, float]] = {}
+        for metric, value, base, floor in (("recipients_this_hour", s.hr, bhr, fh),
+                                           ("recipients_today", today[1], br, fd),
+                                           ("messages_this_hour", s.hm, bhm, fh),
+                                           ("messages_today", today[0], bm, fd)):
+            if value > floor and value > factor * base:
+                over[metric] = (value, base)
+        if not over:
+            return ()
+        if all(v < s.reported.get(k, 0) * 1.25 for k, (v, _) in over.items()):
+            return ()
+        for k, (v, _) in over.items():
+            s.reported[k] = v
+        parts = [f"{v} {k.replace('_', ' ')} vs at most {b} before" for k, (v, b) in over.items()]
+        days = (t - s.first) / DAY
+        summary = f"{acct} sends far above its own normal ({days:.0f} days of history): {'; '.join(parts)}"
+        hist = sorted(s.days.items())[-14:]
+        evidence = {"factor": factor, "history_days": round(days, 1),
+                    "current": {"messages_this_hour": s.hm, "recipients_this_hour": s.hr,
+                                "messages_today": today[0], "recipients_today": today[1]},
+                    "baseline": {"max_messages_per_day": bm, "max_recipients_per_day": br,
+                                 "max_messages_per_hour": bhm, "max_recipients_per_hour": bhr},
+                    "recent_days": [{"day": _ts(k * DAY)[:10], "messages": v[0], "recipients": v[1]}
+                                    for k, v in hist],
+                    "last_event": geo_brief(ev)}
+        first = datetime.fromtimestamp(hour * 3600.0 if any(k.endswith("hour") for k in over) else d * DAY,
+                                       tz=UTC)
+        return [Finding(self.name, acct, ev.ts, first, summary, evidence, [ev.ip] if ev.ip else [])]
+
+    @staticmethod
+    def _prune(s: _Send, today: int, retention: float) -> None:
+        oldest = today - int(retention // DAY)
+        for k in [k for k in s.days if k < oldest]:
+            del s.days[k]
+
+    def export_state(self) -> Any:
+        accts: dict[str, Any] = {}
+        retention = float(self.options["retention"])
+        for acct, s in self.accounts.items():
+            last_day = int(s.last // DAY)
+            oldest = last_day - int(max(retention, float(self.opt(acct, "retention"))) // DAY)
+            days = {str(k): v for k, v in s.days.items() if k >= oldest}
+            accts[acct] = {"first": round(s.first), "last": round(s.last), "days": days,
+                           "hour": [s.hour, s.hm, s.hr]}
+        return {"v": 1, "accounts": accts}
+
+    def import_state(self, data: Any) -> None:
+        if not isinstance(data, dict) or data.get("v") != 1:
+            raise ValueError("unknown state format")
+        for acct, a in data["accounts"].items():
+            s = _Send(float(a["first"]))
+            s.last = float(a["last"])
+            s.days = {int(k): [int(x) for x in v] for k, v in a["days"].items()}
+            s.hour, s.hm, s.hr = (int(x) for x in a["hour"])
+            self.accounts[str(acct)] = s

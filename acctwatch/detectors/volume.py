@@ -1,0 +1,235 @@
+"""Volume detectors: an account sending far too much (spam run from a stolen password), and an account
+whose outgoing mail mostly bounces or is deferred (lists of harvested addresses, blocklisted content).
+
+Messages come from ``message`` events (Postfix ``client=... sasl_username=``); recipients from ``queue``
+events (``qmgr ... nrcpt=``), which the engine's queue join attributes to the account that submitted the
+message and counts once per queue file. Logs without qmgr lines still give message counts.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from ..events import Event
+from .base import Detector, Finding, geo_brief, iso, register
+
+_FAILED = ("bounced", "deferred", "expired")
+
+
+class _Win:
+    """(time, messages, recipients, ip) over a span; totals kept up to date."""
+
+    __slots__ = ("items", "m", "r")
+
+    def __init__(self) -> None:
+        self.items: deque[tuple[float, int, int, str | None]] = deque()
+        self.m = 0
+        self.r = 0
+
+    def add(self, t: float, m: int, r: int, ip: str | None, span: float) -> None:
+        self.items.append((t, m, r, ip))
+        self.m += m
+        self.r += r
+        items = self.items
+        limit = t - span
+        while items and items[0][0] < limit:
+            _, om, orr, _ = items.popleft()
+            self.m -= om
+            self.r -= orr
+
+
+class _Acct:
+    __slots__ = ("day", "first_ev", "hour", "reported")
+
+    def __init__(self) -> None:
+        self.hour = _Win()
+        self.day = _Win()
+        self.reported: dict[str, int] = {}
+        self.first_ev: Event | None = None
+
+
+@register
+class SendBurst(Detector):
+    """Messages or recipients per account in the last hour / day above fixed limits ("more than")."""
+
+    name = "send_burst"
+    kinds = ("message", "queue")
+    defaults = {"recipients_per_hour": 500, "recipients_per_day": 1000, "messages_per_hour": 500,
+                "messages_per_day": 1000}
+    default_policy = "hold"
+
+    def __init__(self, options: dict[str, Any], ctx: Any) -> None:
+        super().__init__(options, ctx)
+        self.accounts: dict[str, _Acct] = {}
+        self._n = 0
+
+    def feed(self, ev: Event) -> Iterable[Finding]:
+        acct = ev.account
+        if acct is None:
+            return ()
+        if ev.kind == "message":
+            m, r = 1, 0
+        else:
+            r = ev.nrcpt or 0  # type: ignore[attr-defined]
+            if r <= 0:
+                return ()
+            m = 0
+        t = ev.ts.timestamp()
+        a = self.accounts.get(acct)
+        if a is None:
+            a = self.accounts[acct] = _Acct()
+        a.hour.add(t, m, r, ev.ip, 3600.0)
+        a.day.add(t, m, r, ev.ip, 86400.0)
+        self._n += 1
+        if self._n % 200_000 == 0:
+            self._gc(t)
+        over: dict[str, tuple[int, int]] = {}
+        for metric, value in (("recipients_per_hour", a.hour.r), ("recipients_per_day", a.day.r),
+                              ("messages_per_hour", a.hour.m), ("messages_per_day", a.day.m)):
+            limit = int(self.opt(acct, metric))
+            if value > limit:
+                over[metric] = (value, limit)
+        if not over:
+            if a.reported:
+                a.reported = {}
+            return ()
+        # one finding at the crossing, then again only when the burst grew by a quarter (bounded output)
+        grew = [k for k, (v, _) in over.items() if v >= a.reported.get(k, 0) * 1.25 or k not in a.reported]
+        if not grew:
+            return ()
+        for k, (v, _) in over.items():
+            a.reported[k] = v
+        return [self._finding(acct, ev, a, over)]
+
+    def _finding(self, acct: str, ev: Event, a: _Acct, over: dict[str, tuple[int, int]]) -> Finding:
+        win = a.hour if any(k.endswith("_hour") for k in over) else a.day
+        ips: dict[str, int] = {}
+        for _t, m, r, ip in win.items:
+            if ip:
+                ips[ip] = ips.get(ip, 0) + max(m, r)
+        first_t = win.items[0][0]
+        first = datetime.fromtimestamp(first_t, tz=ev.ts.tzinfo)
+        parts = []
+        for k, (v, lim) in over.items():
+            what, _, per = k.partition("_per_")
+            parts.append(f"{v} {what} in the last {per} (limit {lim})")
+        top = sorted(ips.items(), key=lambda kv: (-kv[1], kv[0]))
+        src = ""
+        if top:
+            src = f" from {top[0][0]}"
+            if ev.geo is not None and ev.ip == top[0][0]:
+                src += f" ({ev.geo.label()})"
+        summary = f"{acct} is sending in bulk: {'; '.join(parts)}{src}"
+        evidence = {
+            "messages_last_hour": a.hour.m, "recipients_last_hour": a.hour.r,
+            "messages_last_day": a.day.m, "recipients_last_day": a.day.r,
+            "limits": {k: lim for k, (_v, lim) in over.items()},
+            "first_in_window": iso(first), "last": iso(ev.ts),
+            "ips": [{"ip": ip, "count": n} for ip, n in top[:10]],
+            "last_event": geo_brief(ev),
+        }
+        return Finding(self.name, acct, ev.ts, first, summary, evidence, [ip for ip, _ in top[:20]])
+
+    def _gc(self, now: float) -> None:
+        limit = now - 86400.0
+        for acct in list(self.accounts):
+            a = self.accounts[acct]
+            if not a.day.items or a.day.items[-1][0] < limit:
+                del self.accounts[acct]
+
+
+class _Dl:
+    __slots__ = ("counts", "deferred", "items", "reported")
+
+    def __init__(self) -> None:
+        self.items: deque[tuple[float, str, str | None, str | None]] = deque()  # t, status, relay, dsn
+        self.counts: dict[str, int] = {}
+        self.deferred: dict[tuple[str, str | None], float] = {}
+        self.reported = 0
+
+
+@register
+class BounceRatio(Detector):
+    """Share of an account's deliveries that bounced, were deferred or expired, above ``max_ratio`` once at
+    least ``min_deliveries`` were seen in the window. A deferral is counted once per queue id and recipient
+    (Postfix logs every retry)."""
+
+    name = "bounce_ratio"
+    kinds = ("delivery",)
+    defaults = {"window": "1h", "min_deliveries": 50, "max_ratio": 0.3}
+    durations = ("window",)
+    default_policy = "hold"
+
+    def __init__(self, options: dict[str, Any], ctx: Any) -> None:
+        super().__init__(options, ctx)
+        self.accounts: dict[str, _Dl] = {}
+        self._n = 0
+
+    def feed(self, ev: Event) -> Iterable[Finding]:
+        acct = ev.account
+        status = getattr(ev, "status", None)
+        if acct is None or status is None:
+            return ()
+        t = ev.ts.timestamp()
+        d = self.accounts.get(acct)
+        if d is None:
+            d = self.accounts[acct] = _Dl()
+        span = float(self.opt(acct, "window"))
+        if status == "deferred":
+            key = (ev.queue_id, ev.recipient)  # type: ignore[attr-defined]
+            if key in d.deferred and t - d.deferred[key] <= span:
+                return ()
+            d.deferred[key] = t
+            if len(d.deferred) > 4096:
+                d.deferred = {k: v for k, v in d.deferred.items() if t - v <= span}
+        d.items.append((t, status, ev.relay, ev.dsn))  # type: ignore[attr-defined]
+        d.counts[status] = d.counts.get(status, 0) + 1
+        limit = t - span
+        items = d.items
+        while items and items[0][0] < limit:
+            old = items.popleft()[1]
+            d.counts[old] -= 1
+        self._n += 1
+        if self._n % 200_000 == 0:
+            self._gc(t)
+        total = len(items)
+        if total < int(self.opt(acct, "min_deliveries")):
+            d.reported = 0
+            return ()
+        failed = sum(d.counts.get(s, 0) for s in _FAILED)
+        ratio = failed / total
+        max_ratio = float(self.opt(acct, "max_ratio"))
+        if ratio <= max_ratio:
+            d.reported = 0
+            return ()
+        if d.reported and failed < d.reported * 1.25:
+            return ()
+        d.reported = failed
+        first = datetime.fromtimestamp(items[0][0], tz=ev.ts.tzinfo)
+        relays: dict[str, int] = {}
+        dsns: dict[str, int] = {}
+        for _t, s, relay, dsn in items:
+            if s in _FAILED:
+                if relay:
+                    relays[relay] = relays.get(relay, 0) + 1
+                if dsn:
+                    dsns[dsn] = dsns.get(dsn, 0) + 1
+        counts = {s: n for s, n in sorted(d.counts.items()) if n}
+        detail = ", ".join(f"{n} {s}" for s, n in counts.items())
+        summary = (f"{acct}: {ratio:.0%} of {total} deliveries in {span / 3600:g} h failed ({detail}); "
+                   f"limit {max_ratio:.0%}")
+        evidence = {"deliveries": total, "failed": failed, "ratio": round(ratio, 3), "max_ratio": max_ratio,
+                    "window_seconds": span, "by_status": counts,
+                    "top_relays": dict(sorted(relays.items(), key=lambda kv: (-kv[1], kv[0]))[:5]),
+                    "top_dsn": dict(sorted(dsns.items(), key=lambda kv: (-kv[1], kv[0]))[:5]),
+                    "first": iso(first), "last": iso(ev.ts)}
+        return [Finding(self.name, acct, ev.ts, first, summary, evidence, [ev.ip] if ev.ip else [])]
+
+    def _gc(self, now: float) -> None:
+        for acct in list(self.accounts):
+            d = self.accounts[acct]
+            if not d.items or now - d.items[-1][0] > 86400.0:
+                del self.accounts[acct]

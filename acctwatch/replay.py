@@ -74,6 +74,11 @@ def replay(engine: Engine, files: list[str], patterns: PatternSet, zone: str = "
            progress: Callable[[int], None] | None = None, flush_every: int = 50_000) -> ReplayResult:
     stats: list[ParseStats] = []
     streams = [_chain_events(c, patterns, zone, year, stats, progress, since, until) for c in chains(files)]
+    if engine.store is not None:  # fail2ban bans recorded by `acctwatch report-ban` (first: a tie is a ban)
+        from .sources.bans import ban_events, has_bans
+
+        if has_bans(engine.store):
+            streams.insert(0, ban_events(engine.store, since, until))
     seen: dict[str, Incident] = {}
     n = 0
     for ev in merge_by_time(streams):

@@ -41,9 +41,12 @@ def parse_when(value: str | None) -> datetime | None:
 @click.option("--year", type=int, help="Year for syslog lines without one (default: from each file's mtime).")
 @click.option("--jsonl", is_flag=True, help="One JSON object per incident.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document: incidents and parse statistics.")
+@click.option("--decision-log", "decision_log", type=click.Path(dir_okay=False),
+              help="Also write the decision log (the lines fail2ban's acctwatch filter reads) to this file, "
+              "e.g. to test a filter with fail2ban-regex. Appends; do not point it at a file fail2ban watches.")
 def cli(files: tuple[str, ...], config_path: str | None, db: str | None, geoip_dbs: tuple[str, ...],
         since: str | None, until: str | None, zone: str | None, year: int | None, jsonl: bool,
-        as_json: bool) -> None:
+        as_json: bool, decision_log: str | None) -> None:
     """Replay archived mail logs (plain, .gz, .bz2, .xz, or - for stdin) through the detectors.
 
     Rotated files are read oldest first; Postfix and Dovecot files are merged by time. Nothing is locked
@@ -58,6 +61,10 @@ def cli(files: tuple[str, ...], config_path: str | None, db: str | None, geoip_d
         patterns = load_patterns(cfg)
         store = Store(db or "sqlite://")
         engine = build_engine(cfg, store)
+        if decision_log:
+            from ..actions.decisionlog import DecisionLog
+
+            engine.hooks.append(DecisionLog.from_config(cfg, path=decision_log, state=""))  # type: ignore[arg-type]
     except (ConfigError, PatternError, SourceError) as exc:
         raise click.ClickException(str(exc)) from exc
     geo = engine.geo

@@ -43,14 +43,10 @@ def mailserver() -> Iterator[MailServer]:
     try:
         yield server
     finally:
-        server.stop()
+        server.stop(drop_database=not keep)
         if keep:
             print(f"\nACCTWATCH_E2E_KEEP: mail server files kept in {server.workdir}")
         else:
-            try:
-                server.drop_database()
-            except RuntimeError:
-                pass
             shutil.rmtree(server.workdir, ignore_errors=True)
 
 

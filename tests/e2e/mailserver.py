@@ -56,7 +56,14 @@ DEFAULT_USERS: dict[str, str] = {
     "dave": "dave-Secret-4",
     "erin": "erin-Secret-5",
     "frank": "frank-Secret-6",
+    "grace": "grace-Secret-7",
+    "heidi": "heidi-Secret-8",
+    "ivan": "ivan-Secret-9",
+    "judy": "judy-Secret-10",
 }
+#: Accounts that test_mailserver.py (the harness's own tests) logs in with; tests of acctwatch itself
+#: should use the others (frank ... judy), which the harness tests never touch.
+HARNESS_TEST_USERS = ("alice", "bob", "carol", "dave", "erin")
 
 MAIL_UID = "mail"  # Debian's "mail" user (uid 8) owns the maildirs; no vmail user needs to be created.
 
@@ -325,6 +332,8 @@ class MailServer:
         self.db_url = f"mysql+pymysql://{self.db_user}:{self.db_password}@{HOST}:3306/{self.db_name}"
         self.doveadm_cmd = ["doveadm", "-c", str(self.dovecot_conf)]
         self.postfix_cmd = ["postfix", "-c", str(self.postfix_dir)]
+        self.postsuper_cmd = ["postsuper", "-c", str(self.postfix_dir)]
+        self.postqueue_cmd = ["postqueue", "-c", str(self.postfix_dir)]
         self.submission_port = 0
         self.imap_port = 0
         self.pop3_port = 0
@@ -334,6 +343,7 @@ class MailServer:
         self.defer_port = 0
         self._started_mariadb: subprocess.Popen[bytes] | None = None
         self._running: list[str] = []
+        self._lock_file: Any = None
 
     # -- lifecycle ------------------------------------------------------------------------------------
 
@@ -348,6 +358,7 @@ class MailServer:
     def _start(self) -> None:
         if os.geteuid() != 0:
             raise RuntimeError("the e2e mail server must run as root (Postfix/Dovecot drop privileges)")
+        self._take_db_lock()
         for d in (self.workdir, self.postfix_dir, self.queue_dir, self.postfix_data_dir, self.dovecot_dir,
                   self.mail_dir):
             d.mkdir(parents=True, exist_ok=True)
@@ -380,8 +391,9 @@ class MailServer:
                  and (self.queue_dir / "private" / "dovecot-lmtp").exists(), 10,
                  what="Dovecot auth and LMTP sockets in the Postfix queue directory")
 
-    def stop(self) -> None:
-        """Stop everything this instance started (safe to call twice or after a failed start)."""
+    def stop(self, drop_database: bool = False) -> None:
+        """Stop everything this instance started (safe to call twice or after a failed start);
+        ``drop_database`` also drops the ``users`` database."""
         errors: list[str] = []
         if "postfix" in self._running:
             pid = _read_pid(self.queue_dir / "pid" / "master.pid")
@@ -407,6 +419,11 @@ class MailServer:
             self.relay_sink.stop()
             self.bounce_sink.stop()
         self._running.clear()
+        if drop_database and self._lock_file is not None:
+            try:
+                self.drop_database()
+            except RuntimeError as exc:
+                errors.append(str(exc))
         if self._started_mariadb is not None:
             subprocess.run(["mariadb-admin", "shutdown"], stdin=subprocess.DEVNULL, capture_output=True,
                            timeout=30)
@@ -415,8 +432,28 @@ class MailServer:
             except subprocess.TimeoutExpired:
                 self._started_mariadb.kill()
             self._started_mariadb = None
+        if self._lock_file is not None:
+            self._lock_file.close()  # releases the flock
+            self._lock_file = None
         if errors:
             print("mailserver teardown problems:", *errors, sep="\n  ", file=sys.stderr)
+
+    def _take_db_lock(self, timeout: float = 600) -> None:
+        """One server per database name at a time on this machine: a second test session (another
+        engineer's run in the same checkout) waits here instead of dropping the first one's table."""
+        import fcntl
+
+        self._lock_file = open(f"/tmp/acctwatch-e2e-{self.db_name}.lock", "w")  # noqa: SIM115
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"another e2e run holds database {self.db_name} (lock "
+                                       f"{self._lock_file.name}); set ACCTWATCH_E2E_DB to use another") from None
+                time.sleep(0.5)
 
     @staticmethod
     def _wait_gone(pid: int, what: str, timeout: float = 15) -> None:
@@ -725,8 +762,38 @@ protocol pop3 {{
         return wait_for(lambda: rx.search(self.log_text(which, since)), timeout,
                         what=f"log line matching {pattern!r}")
 
+    def rotate_logs(self, suffix: str = ".1") -> tuple[Path, Path]:
+        """Rename both logs (like logrotate) and make the daemons reopen them; returns the old paths.
+
+        Use it to give a test fresh, empty logs, or to test how acctwatch follows a rotation."""
+        old = []
+        for path in (self.postfix_log, self.dovecot_log):
+            target = path.with_name(path.name + suffix)
+            if path.exists():
+                path.rename(target)
+            old.append(target)
+        _run([*self.postfix_cmd, "reload"])  # postlogd reopens maillog_file
+        self.doveadm("log", "reopen")
+        return old[0], old[1]
+
+    # -- mail queue -----------------------------------------------------------------------------------
+
+    def queue(self) -> list[dict[str, Any]]:
+        """The Postfix queue (``postqueue -j``): dicts with queue_name (active, deferred, hold, ...),
+        queue_id, sender, recipients. Mail to ``defer.test`` stays in the deferred queue."""
+        out = _run([*self.postqueue_cmd, "-j"]).stdout
+        return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+
+    def held_queue_ids(self, sender: str | None = None) -> set[str]:
+        return {m["queue_id"] for m in self.queue()
+                if m["queue_name"] == "hold" and (sender is None or m.get("sender") == sender)}
+
     def flush_queue(self) -> None:
         _run([*self.postfix_cmd, "flush"])
+
+    def delete_queue(self) -> None:
+        """Drop every queued message (``postsuper -d ALL``)."""
+        _run([*self.postsuper_cmd, "-d", "ALL"])
 
     def settings(self) -> dict[str, Any]:
         """Everything a test (or a human) needs to point acctwatch at this server."""
@@ -736,6 +803,9 @@ protocol pop3 {{
             "db_url": self.db_url,
             "doveadm_cmd": self.doveadm_cmd,
             "postfix_cmd": self.postfix_cmd,
+            "postsuper_cmd": self.postsuper_cmd,
+            "postqueue_cmd": self.postqueue_cmd,
+            "postfix_config_dir": str(self.postfix_dir),
             "host": self.host,
             "submission_port": self.submission_port,
             "imap_port": self.imap_port,
@@ -784,8 +854,7 @@ def main() -> None:
     except KeyboardInterrupt:
         pass
     finally:
-        server.stop()
-        server.drop_database()
+        server.stop(drop_database=True)
 
 
 if __name__ == "__main__":

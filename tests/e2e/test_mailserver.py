@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import smtplib
+import subprocess
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 import pytest
 
 from . import clients
-from .mailserver import BOUNCE_DOMAIN, REMOTE_DOMAIN, MailServer, OperatorSink, explain_events, wait_for
+from .mailserver import BOUNCE_DOMAIN, DEFER_DOMAIN, REMOTE_DOMAIN, MailServer, OperatorSink, explain_events, wait_for
 
 pytestmark = [pytest.mark.e2e]
 
@@ -187,3 +188,35 @@ def test_operator_sink_receives_apprise_email(mailserver: MailServer, operator_s
     with smtplib.SMTP(operator_sink.host, operator_sink.port, timeout=10) as smtp:
         smtp.sendmail("a@example.test", ["ops@example.test"], b"Subject: second\r\n\r\nhello\r\n")
     assert [m.subject for m in operator_sink.messages()][-1] == "second"
+
+
+def test_queued_mail_can_be_held_and_released(mailserver: MailServer) -> None:
+    user = "erin@example.test"
+    sent = clients.send_messages(mailserver, user, _pw(mailserver, user), "198.51.100.44", [f"x@{DEFER_DOMAIN}"],
+                                 count=3)
+    ids = set(sent.queue_ids)
+    wait_for(lambda: ids <= {m["queue_id"] for m in mailserver.queue() if m["queue_name"] == "deferred"}, 10,
+             what="the defer.test mail in the deferred queue")
+    subprocess.run([*mailserver.postsuper_cmd, "-h", "-"], input="\n".join(ids), text=True, check=True,
+                   capture_output=True)
+    assert ids <= mailserver.held_queue_ids(sender=user)
+    subprocess.run([*mailserver.postsuper_cmd, "-d", "-"], input="\n".join(ids), text=True, check=True,
+                   capture_output=True)
+    assert not ids & {m["queue_id"] for m in mailserver.queue()}
+
+
+def test_log_rotation_reopens_both_logs(mailserver: MailServer) -> None:
+    """Runs last in this file: later tests (acctwatch's own) start with nearly empty logs."""
+    old_postfix, old_dovecot = mailserver.rotate_logs()
+    try:
+        user = "bob@example.test"
+        sent = clients.send_messages(mailserver, user, _pw(mailserver, user), "203.0.113.99", [f"r@{REMOTE_DOMAIN}"])
+        clients.imap_login(mailserver, user, _pw(mailserver, user), "203.0.113.98").logout()
+        mailserver.wait_for_log(rf"{sent.queue_ids[0]}: to=<r@remote\.test>.*status=sent", "postfix")
+        mailserver.wait_for_log(r"imap-login: Info: Login: user=<bob@example\.test>.*rip=203\.0\.113\.98", "dovecot")
+        assert sent.queue_ids[0] not in old_postfix.read_text()
+        assert "203.0.113.98" not in old_dovecot.read_text()
+        assert "Dovecot v2.3" in old_dovecot.read_text()
+    finally:
+        old_postfix.unlink(missing_ok=True)
+        old_dovecot.unlink(missing_ok=True)

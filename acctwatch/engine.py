@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy.engine import Connection
+
 from .config import Config
 from .detectors import Detector, Finding, build
 from .events import Event
@@ -212,8 +214,12 @@ class Engine:
             hook(inc, new)
         return inc
 
-    def flush(self) -> None:
-        """Write new/updated incidents and learned state to the store (one transaction)."""
+    def flush(self, also: Callable[[Connection], None] | None = None) -> None:
+        """Write new/updated incidents and learned state to the store (one transaction).
+
+        *also* runs inside the same transaction: ``acctwatch run`` stores its source checkpoints there, so
+        that after a crash the positions, incidents and detector state always match.
+        """
         if self.store is None:
             self._dirty.clear()
             return
@@ -224,6 +230,8 @@ class Engine:
                 st = d.export_state()
                 if st is not None:
                     self.store.save_state(conn, d.name, st, self.last_event_time)
+            if also is not None:
+                also(conn)
         self._dirty.clear()
 
 

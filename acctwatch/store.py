@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection, Engine
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class UTCDateTime(sa.types.TypeDecorator[datetime]):
@@ -117,6 +117,8 @@ audit = sa.Table(
     sa.Column("detail", sa.Text, nullable=False, default=""),
     sa.Column("actor", S(128), nullable=False, default="acctwatch"),
     sa.Column("idem_key", S(200), nullable=True, unique=True),  # makes re-processing idempotent
+    # v2: the log time of the incident behind an automatic action (circuit breaker counts by it)
+    sa.Column("event_time", UTCDateTime, nullable=True, index=True),
 )
 
 outbox = sa.Table(
@@ -145,8 +147,17 @@ bans = sa.Table(
     sa.UniqueConstraint("ip", "jail", "ts", name="uq_ban"),
 )
 
+def _v1_to_v2(conn: Connection) -> None:
+    """audit.event_time: the incident's log time, so the circuit breaker survives restarts and replays."""
+    cols = {c["name"] for c in sa.inspect(conn).get_columns("audit")}
+    if "event_time" not in cols:
+        typ = audit.c.event_time.type.compile(dialect=conn.dialect)
+        conn.execute(sa.text(f"ALTER TABLE audit ADD COLUMN event_time {typ} NULL"))
+        conn.execute(sa.text("CREATE INDEX ix_audit_event_time ON audit (event_time)"))
+
+
 #: Upgrades from version N to N+1 (list index N-1). Each gets a Connection inside a transaction.
-MIGRATIONS: list[Any] = []
+MIGRATIONS: list[Any] = [_v1_to_v2]
 
 
 def utcnow() -> datetime:
@@ -289,7 +300,8 @@ class Store:
     # -- audit ------------------------------------------------------------------------------------
     def audit(self, conn: Connection, *, action: str, result: str, account: str | None = None,
               backend: str | None = None, incident_id: str | None = None, detail: str = "",
-              actor: str = "acctwatch", idem_key: str | None = None, ts: datetime | None = None) -> bool:
+              actor: str = "acctwatch", idem_key: str | None = None, ts: datetime | None = None,
+              event_time: datetime | None = None) -> bool:
         """Append an audit row; with *idem_key*, a second row with the same key is not written (False)."""
         if idem_key is not None:
             seen = conn.execute(sa.select(audit.c.id).where(audit.c.idem_key == idem_key)).first()
@@ -297,15 +309,132 @@ class Store:
                 return False
         conn.execute(audit.insert().values(ts=ts or utcnow(), account=account, action=action, backend=backend,
                                            incident_id=incident_id, result=result, detail=detail, actor=actor,
-                                           idem_key=idem_key))
+                                           idem_key=idem_key, event_time=event_time))
         return True
 
-    def audit_rows(self, account: str | None = None) -> list[dict[str, Any]]:
+    def audit_rows(self, account: str | None = None, since: datetime | None = None,
+                   incident_id: str | None = None) -> list[dict[str, Any]]:
         q = sa.select(audit).order_by(audit.c.id)
         if account is not None:
             q = q.where(audit.c.account == account)
+        if since is not None:
+            q = q.where(audit.c.ts >= since)
+        if incident_id is not None:
+            q = q.where(audit.c.incident_id == incident_id)
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(q)]
+
+    def audit_seen(self, conn: Connection, idem_key: str) -> bool:
+        return conn.execute(sa.select(audit.c.id).where(audit.c.idem_key == idem_key)).first() is not None
+
+    def count_audit(self, conn: Connection, *, actions: Iterable[str], results: Iterable[str],
+                    event_since: datetime, event_until: datetime) -> int:
+        """Summary rows (backend NULL) of automatic actions whose incident time is in [since, until]."""
+        q = (sa.select(sa.func.count()).select_from(audit)
+             .where(audit.c.action.in_(list(actions)), audit.c.result.in_(list(results)),
+                    audit.c.backend.is_(None), audit.c.event_time >= event_since,
+                    audit.c.event_time <= event_until))
+        return int(conn.execute(q).scalar() or 0)
+
+    # -- meta (small key/value flags, e.g. the circuit breaker) -----------------------------------
+    def get_meta(self, key: str, conn: Connection | None = None) -> str | None:
+        q = sa.select(meta.c.value).where(meta.c.key == key)
+        if conn is not None:
+            return conn.execute(q).scalar()
+        with self.engine.connect() as c:
+            return c.execute(q).scalar()
+
+    def set_meta(self, conn: Connection, key: str, value: str | None) -> None:
+        if value is None:
+            conn.execute(meta.delete().where(meta.c.key == key))
+            return
+        res = conn.execute(meta.update().where(meta.c.key == key).values(value=value))
+        if res.rowcount == 0:
+            conn.execute(meta.insert().values(key=key, value=value))
+
+    # -- locks ------------------------------------------------------------------------------------
+    def get_lock(self, account: str, conn: Connection | None = None) -> dict[str, Any] | None:
+        q = sa.select(locks).where(locks.c.account == account)
+        if conn is not None:
+            r = conn.execute(q).first()
+        else:
+            with self.engine.connect() as c:
+                r = c.execute(q).first()
+        if r is None:
+            return None
+        d = dict(r._mapping)
+        d["backends"] = json.loads(d["backends"] or "{}")
+        return d
+
+    def put_lock(self, conn: Connection, *, account: str, level: str, locked_at: datetime,
+                 incident_id: str | None, reason: str, backends: dict[str, Any], actor: str) -> None:
+        """Insert or replace the lock record of *account* (backend -> saved state for unlock)."""
+        values = {"level": level, "locked_at": locked_at, "incident_id": incident_id, "reason": reason,
+                  "backends": json.dumps(backends, default=str, sort_keys=True), "actor": actor}
+        res = conn.execute(locks.update().where(locks.c.account == account).values(**values))
+        if res.rowcount == 0:
+            conn.execute(locks.insert().values(account=account, **values))
+
+    def delete_lock(self, conn: Connection, account: str) -> bool:
+        return bool(conn.execute(locks.delete().where(locks.c.account == account)).rowcount)
+
+    def locks(self) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = [dict(r._mapping) for r in conn.execute(sa.select(locks).order_by(locks.c.locked_at))]
+        for r in rows:
+            r["backends"] = json.loads(r["backends"] or "{}")
+        return rows
+
+    # -- notification outbox ----------------------------------------------------------------------
+    def enqueue(self, conn: Connection, *, dedupe_key: str, target: str, urls: list[str], title: str,
+                body: str, incident_id: str | None = None, now: datetime | None = None) -> bool:
+        """Queue one notification; False (nothing written) when *dedupe_key* was queued before."""
+        seen = conn.execute(sa.select(outbox.c.id).where(outbox.c.dedupe_key == dedupe_key)).first()
+        if seen:
+            return False
+        now = now or utcnow()
+        conn.execute(outbox.insert().values(dedupe_key=dedupe_key, incident_id=incident_id, target=target,
+                                            urls=json.dumps(urls), title=title, body=body, created_at=now,
+                                            attempts=0, next_attempt=now))
+        return True
+
+    def outbox_due(self, now: datetime, limit: int = 100) -> list[dict[str, Any]]:
+        q = (sa.select(outbox).where(outbox.c.sent_at.is_(None), outbox.c.next_attempt <= now)
+             .order_by(outbox.c.next_attempt, outbox.c.id).limit(limit))
+        with self.engine.connect() as conn:
+            rows = [dict(r._mapping) for r in conn.execute(q)]
+        for r in rows:
+            r["urls"] = json.loads(r["urls"] or "[]")
+        return rows
+
+    def outbox_rows(self, pending_only: bool = False) -> list[dict[str, Any]]:
+        q = sa.select(outbox).order_by(outbox.c.id)
+        if pending_only:
+            q = q.where(outbox.c.sent_at.is_(None))
+        with self.engine.connect() as conn:
+            rows = [dict(r._mapping) for r in conn.execute(q)]
+        for r in rows:
+            r["urls"] = json.loads(r["urls"] or "[]")
+        return rows
+
+    def outbox_claim(self, row_id: int, seen_next_attempt: datetime, lease_until: datetime) -> bool:
+        """Take a due row for sending (another process delivering at the same time then skips it)."""
+        with self.begin() as conn:
+            res = conn.execute(outbox.update().where(outbox.c.id == row_id, outbox.c.sent_at.is_(None),
+                                                     outbox.c.next_attempt == seen_next_attempt)
+                               .values(next_attempt=lease_until))
+            return res.rowcount == 1
+
+    def outbox_sent(self, row_id: int, now: datetime) -> None:
+        with self.begin() as conn:
+            conn.execute(outbox.update().where(outbox.c.id == row_id)
+                         .values(sent_at=now, attempts=outbox.c.attempts + 1, last_error=None))
+
+    def outbox_failed(self, row_id: int, error: str, next_attempt: datetime) -> None:
+        with self.begin() as conn:
+            conn.execute(outbox.update().where(outbox.c.id == row_id)
+                         .values(attempts=outbox.c.attempts + 1, next_attempt=next_attempt,
+                                 last_error=error[:2000]))
 
     # -- bans -------------------------------------------------------------------------------------
     def add_ban(self, ip: str, jail: str, ts: datetime, source: str = "fail2ban") -> bool:

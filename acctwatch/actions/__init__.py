@@ -1,0 +1,1 @@
+"""Response: what acctwatch does about an incident (lock backends, the responder, notifications)."""

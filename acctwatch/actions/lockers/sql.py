@@ -1,0 +1,136 @@
+"""``sql``: the user table Postfix and Dovecot authenticate against (MariaDB/MySQL, PostgreSQL, SQLite).
+
+Statements are configurable and always run with bound parameters (``:account``, ``:previous``,
+``:incident_id``, ``:reason``), never string formatting. The default fits the classic virtual-user schema
+``users(email, password, active)``. Lock reads the current value first (``select``) and saves it; unlock
+writes exactly that value back, so an ``active = 2`` comes back as 2.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+
+from ...config import ConfigError
+from .base import LockContext, Locker, LockResult
+
+log = logging.getLogger(__name__)
+
+_engines: dict[str, sa.Engine] = {}
+
+
+def engine_for(url: str) -> sa.Engine:
+    """One pooled engine per URL for the life of the process."""
+    eng = _engines.get(url)
+    if eng is None:
+        kw: dict[str, Any] = {} if url.startswith("sqlite") else {"pool_pre_ping": True, "pool_recycle": 3600}
+        eng = _engines[url] = sa.create_engine(url, **kw)
+    return eng
+
+
+def _params(stmt: sa.TextClause, values: dict[str, Any]) -> dict[str, Any]:
+    names = set(stmt._bindparams)
+    return {k: v for k, v in values.items() if k in names}
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, Decimal):
+        return int(v) if v == v.to_integral_value() else str(v)
+    if v is None or isinstance(v, bool | int | float | str):
+        return v
+    return str(v)
+
+
+class SqlLocker(Locker):
+    kind = "sql"
+    defaults = {
+        "url": None,
+        "select": "SELECT active FROM users WHERE email = :account",
+        "lock": "UPDATE users SET active = 0 WHERE email = :account",
+        "unlock": "UPDATE users SET active = :previous WHERE email = :account",
+        "locked_value": 0,  # the value ``select`` returns for a locked account (status)
+        "timeout": 30,
+    }
+
+    def __init__(self, name: str, options: dict[str, Any], ctx: LockContext) -> None:
+        super().__init__(name, options, ctx)
+        url = self.options.get("url")
+        if not url or not isinstance(url, str):
+            raise ConfigError(f"[lockers.{name}]: url is required: the SQLAlchemy URL of the user database "
+                              "Postfix/Dovecot authenticate against, e.g. "
+                              "mysql+pymysql://acctwatch:secret@127.0.0.1/mail")
+        self.url = url
+        self.stmts: dict[str, sa.TextClause] = {}
+        for key in ("select", "lock", "unlock"):
+            text = self.options.get(key)
+            if not isinstance(text, str) or not text.strip():
+                raise ConfigError(f"[lockers.{name}]: {key} must be an SQL statement")
+            stmt = sa.text(text)
+            if "account" not in stmt._bindparams:
+                raise ConfigError(f"[lockers.{name}]: {key} must use the bound parameter :account "
+                                  f"(never put values into the SQL text), got {text!r}")
+            self.stmts[key] = stmt
+        if "previous" not in self.stmts["unlock"]._bindparams:
+            raise ConfigError(f"[lockers.{name}]: unlock must restore :previous, the value saved at lock time")
+
+    @property
+    def engine(self) -> sa.Engine:
+        return engine_for(self.url)
+
+    def _values(self, account: str, incident: Any = None, previous: Any = None) -> dict[str, Any]:
+        return {"account": account, "previous": previous,
+                "incident_id": getattr(incident, "id", None), "reason": getattr(incident, "summary", None)}
+
+    def lock(self, account: str | None, incident: Any) -> LockResult:
+        if account is None:
+            return self.result(False, "no account to lock")
+        vals = self._values(account, incident)
+        locked = self.options["locked_value"]
+        with self.engine.begin() as conn:
+            row = conn.execute(self.stmts["select"], _params(self.stmts["select"], vals)).first()
+            if row is None:
+                return self.result(False, f"{account!r} not found by select ({self.options['select']}); "
+                                          "nothing changed")
+            prev = _jsonable(row[0])
+            if prev == locked or (prev is not None and str(prev) == str(locked)):
+                return self.result(True, f"already locked in the database (value {prev!r})", changed=False,
+                                   previous=prev, was_locked=True)
+            res = conn.execute(self.stmts["lock"], _params(self.stmts["lock"], vals))
+            n = res.rowcount
+        if n == 0:
+            return self.result(False, "the lock statement changed no row", previous=prev)
+        return self.result(True, f"value {prev!r} -> {locked!r} ({n} row{'s' if n != 1 else ''})",
+                           changed=True, previous=prev)
+
+    def unlock(self, account: str | None, saved_state: dict[str, Any]) -> LockResult:
+        if account is None:
+            return self.result(False, "no account to unlock")
+        if "previous" not in saved_state:
+            return self.result(False, "no saved value to restore (the lock record has no 'previous'): set the "
+                                      "column by hand")
+        prev = saved_state["previous"]
+        if saved_state.get("was_locked"):
+            return self.result(True, f"left as it was before acctwatch: value {prev!r} (it was already locked)")
+        vals = self._values(account, previous=prev)
+        with self.engine.begin() as conn:
+            n = conn.execute(self.stmts["unlock"], _params(self.stmts["unlock"], vals)).rowcount
+        if n == 0:
+            return self.result(False, f"the unlock statement changed no row (account {account!r} gone?)")
+        return self.result(True, f"value restored to {prev!r}", changed=True)
+
+    def status(self, account: str) -> dict[str, Any]:
+        stmt = self.stmts["select"]
+        try:
+            with self.engine.connect() as conn:
+                row = conn.execute(stmt, _params(stmt, self._values(account))).first()
+        except Exception as exc:
+            return {"locked": None, "detail": f"select failed: {exc}"}
+        if row is None:
+            return {"locked": None, "detail": "account not found"}
+        v = _jsonable(row[0])
+        locked = v == self.options["locked_value"] or str(v) == str(self.options["locked_value"])
+        return {"locked": locked, "detail": f"value {json.dumps(v)}"}

@@ -1,0 +1,281 @@
+"""``acctwatch lock | unlock | status | history | incidents``: the operator's side of the response.
+
+Manual ``lock``/``unlock`` act even when the daemon runs in dry-run mode (a human decided); every action
+is written to the audit trail with the Unix user who ran it.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import click
+
+from ..config import Config, ConfigError, load, parse_duration
+from ..store import Store, utcnow
+from .common import emit_json
+
+_config_opt = click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False),
+                           help="Config file (default: /etc/acctwatch/acctwatch.toml if it exists).")
+_db_opt = click.option("--db", help="The store (SQLAlchemy URL); default: [general] db of the config.")
+_json_opt = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+
+
+def _open(config_path: str | None, db: str | None) -> tuple[Config, Store]:
+    try:
+        cfg = load(config_path)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    url = db or cfg.db_url
+    try:
+        store = Store(url)
+    except Exception as exc:
+        first = str(exc).splitlines()[0][:300]
+        raise click.ClickException(
+            f"cannot open the acctwatch store {_safe(url)}: {first}\n"
+            "Check [general] db (or state_dir) in the config, or pass --db URL; run as the user the daemon runs "
+            "as (usually root).") from exc
+    return cfg, store
+
+
+def _safe(url: str) -> str:
+    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
+
+
+def _responder(cfg: Config, store: Store) -> Any:
+    from ..actions.responder import Responder
+
+    try:
+        return Responder(cfg, store)
+    except ConfigError as exc:
+        raise click.ClickException(f"{exc}\nFix the [response]/[lockers.*]/[notify] sections of the config.") from exc
+
+
+def _deliver(resp: Any) -> None:
+    """Send the notification this command queued now (the daemon retries it if this fails)."""
+    if resp.notifier is None or not resp.notifier.configured:
+        return
+    try:
+        rep = resp.notifier.deliver_pending()
+    except Exception as exc:
+        click.echo(f"warning: notification not sent now ({exc}); the daemon will retry it", err=True)
+        return
+    if rep.failed:
+        click.echo(f"warning: {rep.failed} notification(s) failed; the daemon will retry "
+                   "(see `acctwatch status`)", err=True)
+
+
+def _since(value: str | None, default: float | None = None) -> datetime | None:
+    if value is None:
+        return utcnow() - timedelta(seconds=default) if default else None
+    try:
+        return utcnow() - timedelta(seconds=parse_duration(value))
+    except ConfigError:
+        pass
+    try:
+        dt = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise click.BadParameter(f"{value!r}: give a duration (24h, 7d) or an ISO 8601 time "
+                                 "(2026-11-26, 2026-11-26T07:00:00+01:00)", param_hint="--since") from exc
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+
+
+def _ts(v: Any) -> str:
+    return v.strftime("%Y-%m-%d %H:%M:%S") if isinstance(v, datetime) else str(v or "")
+
+
+def _print_results(d: Any) -> None:
+    for r in d.results:
+        mark = click.style("ok", fg="green") if r.ok else click.style("FAILED", fg="red", bold=True)
+        click.echo(f"  {r.backend}: {mark}: {r.detail}")
+
+
+def _incident_dict(r: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v.isoformat().replace("+00:00", "Z") if isinstance(v, datetime) else v) for k, v in r.items()}
+
+
+@click.command("lock")
+@click.argument("account")
+@click.option("--reason", required=True, help="Why (goes to the audit trail and the notification).")
+@click.option("--hold", "level", flag_value="hold", help="Only the 'hold' level backends ([response] hold).")
+@click.option("--lock", "level", flag_value="lock", default=True, help="The 'lock' level backends (default).")
+@click.option("--force", is_flag=True, help="Lock even a protected/allowlisted account.")
+@click.option("--dry-run", is_flag=True, help="Show what would run; change nothing.")
+@_config_opt
+@_db_opt
+@_json_opt
+def lock(account: str, reason: str, level: str, force: bool, dry_run: bool, config_path: str | None,
+         db: str | None, as_json: bool) -> None:
+    """Lock ACCOUNT now with the configured backends (recorded with your Unix user name)."""
+    cfg, store = _open(config_path, db)
+    resp = _responder(cfg, store)
+    try:
+        d = resp.lock_account(account, reason=reason, level=level, force=force, dry_run=dry_run)
+    except ConfigError as exc:
+        raise click.ClickException(f"{exc}\nNothing was changed.") from exc
+    _deliver(resp)
+    if as_json:
+        emit_json(d.to_dict())
+    else:
+        msgs = {"locked": f"{account} locked.", "held": f"Mail of {account} held.",
+                "partial": f"{account} only PARTLY locked:", "failed": f"Locking {account} FAILED:",
+                "protected": f"{account} is protected: not locked ({d.detail}).",
+                "already": f"{account} is already locked ({d.detail}); nothing changed.",
+                "would-lock": f"dry-run: would lock {account} with {', '.join(d.backends)}.",
+                "would-hold": f"dry-run: would hold the mail of {account} with {', '.join(d.backends)}."}
+        click.echo(msgs.get(d.outcome, f"{d.outcome}: {d.detail}"))
+        _print_results(d)
+        if d.outcome == "failed" and not d.results:
+            click.echo(f"  {d.detail}")
+        if d.outcome in ("locked", "held", "partial"):
+            click.echo(f"Undo with: acctwatch unlock {account}")
+    if d.outcome in ("partial", "failed", "protected"):
+        raise SystemExit(1)
+
+
+@click.command("unlock")
+@click.argument("account", required=False)
+@click.option("--reason", default="", help="Why (goes to the audit trail).")
+@click.option("--reset-breaker", is_flag=True, help="Close the circuit breaker: resume automatic locking.")
+@_config_opt
+@_db_opt
+@_json_opt
+def unlock(account: str | None, reason: str, reset_breaker: bool, config_path: str | None, db: str | None,
+           as_json: bool) -> None:
+    """Undo what acctwatch did to ACCOUNT (restores saved values, releases held mail, unbans IPs)."""
+    if not account and not reset_breaker:
+        raise click.UsageError("give the ACCOUNT to unlock (or --reset-breaker)")
+    cfg, store = _open(config_path, db)
+    resp = _responder(cfg, store)
+    out: dict[str, Any] = {}
+    if reset_breaker:
+        was = resp.reset_breaker()
+        out["breaker_reset"] = was
+        if not as_json:
+            click.echo("Circuit breaker reset: automatic locking resumes." if was
+                       else "The circuit breaker was not open.")
+    code = 0
+    if account:
+        d = resp.unlock_account(account, reason=reason)
+        out.update(d.to_dict())
+        if not as_json:
+            if d.outcome == "not-locked":
+                click.echo(d.detail)
+            elif d.outcome == "unlocked":
+                click.echo(f"{account} unlocked.")
+            else:
+                click.echo(f"{account} NOT fully unlocked ({d.outcome}); still locked in the backends marked FAILED:")
+            _print_results(d)
+        code = 0 if d.outcome == "unlocked" else 1
+    _deliver(resp)
+    if as_json:
+        emit_json(out)
+    if code:
+        raise SystemExit(code)
+
+
+@click.command("status")
+@click.argument("account", required=False)
+@click.option("--since", help="Open incidents since (duration like 24h/7d, or ISO time); default 7d.")
+@_config_opt
+@_db_opt
+@_json_opt
+def status(account: str | None, since: str | None, config_path: str | None, db: str | None,
+           as_json: bool) -> None:
+    """Active locks, open incidents, the circuit breaker and pending notifications (or ACCOUNT's backends)."""
+    cfg, store = _open(config_path, db)
+    resp = _responder(cfg, store)
+    if account:
+        st = resp.status(account)
+        if as_json:
+            emit_json(_incident_dict(st) | {"lock": _incident_dict(st["lock"]) if st["lock"] else None})
+            return
+        lk = st["lock"]
+        click.echo(f"{account}: " + (f"{lk['level']}ed by {lk['actor']} at {_ts(lk['locked_at'])} UTC: "
+                                     f"{lk['reason']}" if lk else "no acctwatch lock"))
+        for name, b in st["backends"].items():
+            state = {True: "locked", False: "not locked", None: "unknown"}[b.get("locked")]
+            click.echo(f"  {name}: {state} ({b.get('detail', '')})")
+        return
+    locks = store.locks()
+    incs = store.incidents(since=_since(since, 7 * 86400), status="open")
+    pending = store.outbox_rows(pending_only=True)
+    data = {"mode": cfg.mode, "breaker": resp.breaker_state(), "locks": [_incident_dict(x) for x in locks],
+            "open_incidents": [_incident_dict(x) for x in incs],
+            "pending_notifications": [{"id": p["id"], "title": p["title"], "attempts": p["attempts"],
+                                       "next_attempt": p["next_attempt"], "last_error": p["last_error"]}
+                                      for p in pending]}
+    if as_json:
+        emit_json(data)
+        return
+    click.echo(f"Mode: {cfg.mode}" + ("  (dry-run: nothing is locked automatically)" if cfg.mode != "enforce"
+                                     else ""))
+    if data["breaker"]:
+        click.echo(click.style(f"CIRCUIT BREAKER OPEN since {data['breaker']['tripped_at']}: automatic locking "
+                               "stopped. Reset: acctwatch unlock --reset-breaker", fg="red", bold=True))
+    click.echo(f"\nActive locks ({len(locks)}):")
+    for x in locks:
+        click.echo(f"  {x['account']}: {x['level']} since {_ts(x['locked_at'])} UTC by {x['actor']} "
+                   f"[{', '.join(x['backends'])}]: {x['reason'][:100]}")
+    click.echo(f"\nOpen incidents ({len(incs)}):")
+    for i in incs:
+        click.echo(f"  {_ts(i['first_seen'])} {i['account'] or '(per IP)'} {i['detector']} [{i['action']}]: "
+                   f"{i['summary'][:120]}")
+    if pending:
+        click.echo(f"\nNotifications waiting to be sent ({len(pending)}):")
+        for p in pending:
+            click.echo(f"  {p['title'][:80]} (attempts {p['attempts']}, last error: {p['last_error'] or '-'})")
+
+
+@click.command("history")
+@click.argument("account")
+@_config_opt
+@_db_opt
+@_json_opt
+def history(account: str, config_path: str | None, db: str | None, as_json: bool) -> None:
+    """ACCOUNT's incidents and every action taken on it (the audit trail)."""
+    _cfg, store = _open(config_path, db)
+    audit = store.audit_rows(account=account)
+    incs = store.incidents(account=account)
+    lk = store.get_lock(account)
+    if as_json:
+        emit_json({"account": account, "lock": _incident_dict(lk) if lk else None,
+                   "incidents": [_incident_dict(i) for i in incs], "audit": [_incident_dict(a) for a in audit]})
+        return
+    click.echo(f"{account}: " + (f"LOCKED ({lk['level']}) since {_ts(lk['locked_at'])} UTC" if lk else "not locked"))
+    click.echo(f"\nIncidents ({len(incs)}):")
+    for i in incs:
+        click.echo(f"  {_ts(i['first_seen'])} .. {_ts(i['last_seen'])} {i['detector']} [{i['action']}] "
+                   f"{i['id']}: {i['summary'][:120]}")
+    click.echo(f"\nAudit ({len(audit)}):")
+    for a in audit:
+        click.echo(f"  {_ts(a['ts'])} {a['action']:<12} {a['backend'] or '-':<10} {a['result']:<8} "
+                   f"by {a['actor']}: {a['detail'][:140]}")
+    if not incs and not audit:
+        click.echo("\nNothing recorded for this account (check the spelling: accounts are stored as logged).")
+
+
+@click.command("incidents")
+@click.option("--since", help="Only incidents seen since (duration like 24h/7d, or ISO time).")
+@click.option("--account", help="Only this account.")
+@click.option("--status", "status_", type=click.Choice(["open", "closed"]), help="Only open or closed ones.")
+@_config_opt
+@_db_opt
+@_json_opt
+def incidents(since: str | None, account: str | None, status_: str | None, config_path: str | None,
+              db: str | None, as_json: bool) -> None:
+    """Incidents recorded in the store, oldest first."""
+    _cfg, store = _open(config_path, db)
+    rows = store.incidents(since=_since(since), account=account, status=status_)
+    if as_json:
+        emit_json([_incident_dict(r) for r in rows])
+        return
+    if not rows:
+        click.echo("No incidents" + (f" since {since}" if since else "") + ".")
+        return
+    for i in rows:
+        click.echo(f"{_ts(i['first_seen'])} {i['account'] or '(per IP)'} {i['detector']} [{i['action']}, "
+                   f"{i['status']}] {i['id']}\n    {i['summary'][:160]}")
+        if i["ips"]:
+            click.echo(f"    IPs: {', '.join(i['ips'][:10])}")

@@ -339,13 +339,13 @@ def _trim(d: deque[tuple[float, int]], limit: float) -> None:
 
 
 def _max_burst(d: deque[tuple[float, int]], span: float) -> int:
-    """Largest weighted count inside any *span*-long stretch of *d* (sorted by time)."""
+    """Largest weighted count inside any stretch of *d* shorter than *span* (sorted by time)."""
     best = cur = 0
     items = list(d)
     j = 0
     for t, n in items:
         cur += n
-        while items[j][0] < t - span:
+        while items[j][0] <= t - span:
             cur -= items[j][1]
             j += 1
         if cur > best:

@@ -149,7 +149,10 @@ class PatternSet:
         for p in sorted(self.patterns, key=lambda p: -p.priority):
             for prog in p.programs:
                 self.index.setdefault((p.family, prog), []).append(p)
-        self.literals = tuple(sorted({p.prefilter for p in self.patterns}, key=len))
+        lits = {p.prefilter for p in self.patterns}
+        # A line containing "authentication fail" contains "auth": only the shortest literals need a search.
+        lits = {lit for lit in lits if not any(o != lit and o in lit for o in lits)}
+        self.literals = tuple(sorted(lits, key=len))
 
     @classmethod
     def load(cls, extra_dirs: Iterable[str | os.PathLike[str]] = (), builtin: bool = True) -> PatternSet:

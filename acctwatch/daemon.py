@@ -1,0 +1,434 @@
+"""``acctwatch run``: follow the live logs and run the same engine as ``replay``, with the response policy.
+
+One loop, one thread (plus a reader thread per ``journalctl``):
+
+1. poll every source for complete new lines (files: :mod:`acctwatch.sources.follow`, journal:
+   :mod:`acctwatch.sources.journald`);
+2. parse them and process the poll's events in event-time order across sources (Postfix's and Dovecot's
+   own log files are merged as replay merges them);
+3. commit incidents, detector state and every source's new position in **one transaction**
+   (:meth:`Engine.flush` with ``also=``).
+
+Crash safety follows from 3: after ``kill -9`` the positions in the store are those of the last committed
+batch, and the detector state in the store is the one those positions led to; the lines after it are read
+again and meet the same state, so they give the same incidents with the same ids
+(:func:`acctwatch.engine.incident_id`). Side effects that already happened for them (a lock, an alert) are
+not repeated because the response layer keys them by incident id (audit ``idem_key``, outbox
+``dedupe_key``).
+
+Checkpoint keys carry the instance name (``[sources] instance``, default: the host name), so several
+instances (one per mail host) can share one PostgreSQL store; two instances that see the same lines
+compute the same incident ids and the store's unique keys let only one of them act.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import sqlalchemy.exc
+from sqlalchemy.engine import Connection
+
+from .config import Config, ConfigError, load, parse_duration
+from .detectors import build
+from .engine import Engine, Incident
+from .events import Event
+from .headers import Clock
+from .parsing import LineParser, PatternError, PatternSet
+from .sources.follow import FileFollower, Line, expand_globs
+from .sources.journald import DEFAULT_UNITS, JournalSource
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+DEFAULT_FILES = ("/var/log/mail.log",)
+#: detector attributes that come from the config; everything else is learned state kept across SIGHUP
+CONFIG_ATTRS = frozenset({"options", "policy", "ctx", "_overrides"})
+
+
+@dataclass
+class Settings:
+    """``[sources]``: what to follow and how."""
+
+    files: list[str] = field(default_factory=list)
+    journald: bool = False
+    journald_units: list[str] = field(default_factory=lambda: list(DEFAULT_UNITS))
+    journald_identifiers: list[str] = field(default_factory=list)
+    journalctl: str = "journalctl"
+    journalctl_args: list[str] = field(default_factory=list)
+    poll_interval: float = 0.5
+    rotate_grace: float = 1.0
+    batch_lines: int = 10_000
+    instance: str = ""
+
+    @classmethod
+    def from_config(cls, config: Config) -> Settings:
+        src = dict(config.sources)
+        where = f"{config.path or 'config'}: [sources]"
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = set(src) - known
+        if unknown:
+            raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))} "
+                              f"(known: {', '.join(sorted(known))})")
+        s = cls()
+        for key in ("files", "journald_units", "journald_identifiers", "journalctl_args"):
+            if key in src:
+                v = src[key]
+                v = [v] if isinstance(v, str) else v
+                if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+                    raise ConfigError(f"{where}: {key} must be a list of strings, got {v!r}")
+                setattr(s, key, list(v))
+        if "journald" in src:
+            if not isinstance(src["journald"], bool):
+                raise ConfigError(f"{where}: journald must be true or false")
+            s.journald = src["journald"]
+        for key in ("poll_interval", "rotate_grace"):
+            if key in src:
+                setattr(s, key, parse_duration(src[key], f"{where} {key}"))
+        if s.poll_interval <= 0:
+            raise ConfigError(f"{where}: poll_interval must be positive")
+        if "batch_lines" in src:
+            s.batch_lines = int(src["batch_lines"])
+        s.journalctl = str(src.get("journalctl", s.journalctl))
+        s.instance = str(src.get("instance") or socket.gethostname())
+        if not s.files and not s.journald:
+            s.files = list(DEFAULT_FILES)
+        return s
+
+
+def open_geo_or_none(config: Config) -> Any:
+    """The configured GeoIP resolver; None (with a warning) when this build has no geo module yet."""
+    try:
+        from .app import open_geo
+
+        return open_geo(config)
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.startswith("acctwatch"):
+            log.warning("no GeoIP support in this build (%s): geographic detectors see no locations", exc.name)
+            return None
+        raise
+
+
+def attach_response(engine: Engine, config: Config, store: Store) -> Any:
+    """Attach the response policy to *engine* as incident hooks; returns the Responder (or None).
+
+    * :class:`acctwatch.actions.responder.Responder` (lock / hold / notify, dry-run, breaker);
+    * the fail2ban decision log, when ``[decision_log]`` configures one.
+
+    The hooks run while the batch is processed, before it is committed: after a crash the same incident
+    comes again with the same id and the responder's idempotency keys (audit ``idem_key``, outbox
+    ``dedupe_key``) make it a no-op; the decision log keeps its own (incident, ip) state file.
+    """
+    try:
+        from .actions.responder import Responder
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.startswith("acctwatch.actions"):
+            log.warning("no response module in this build: incidents are recorded; nothing is locked or notified")
+            return None
+        raise
+    responder = Responder.attach(engine, store)
+    try:
+        from .actions.decisionlog import DecisionLog
+    except ModuleNotFoundError:
+        return responder
+    dl = DecisionLog.from_config(config)
+    if dl is not None:
+        engine.hooks.append(dl)  # type: ignore[arg-type]
+    return responder
+
+
+class Deliverer(threading.Thread):
+    """Sends the queued notifications (outbox) from a thread of its own: a slow or unreachable notification
+    service never delays log processing. Woken after each commit that touched an incident."""
+
+    def __init__(self, interval: float = 10.0) -> None:
+        super().__init__(name="acctwatch-notify", daemon=True)
+        self.interval = interval
+        self.notifier: Any = None
+        self.wake = threading.Event()
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            self.wake.wait(self.interval)
+            self.wake.clear()
+            n = self.notifier
+            if n is None:
+                continue
+            try:
+                n.deliver_pending()
+            except Exception:  # the next round retries; detection goes on
+                log.exception("delivering notifications failed")
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.wake.set()
+
+
+@dataclass
+class _Src:
+    key: str  # checkpoint key
+    reader: FileFollower | JournalSource
+    parser: LineParser
+    order: int
+
+
+class Daemon:
+    def __init__(self, config: Config, store: Store, *, config_path: str | Path | None = None,
+                 from_start: bool = False, once: bool = False, engine: Engine | None = None,
+                 patterns: PatternSet | None = None, geo: Any = None, respond: bool = True) -> None:
+        self.config = config
+        self.config_path = config_path
+        self.store = store
+        self.settings = Settings.from_config(config)
+        self.from_start = from_start
+        self.once = once
+        self.patterns = patterns if patterns is not None else PatternSet.load(config.patterns_dirs)
+        if engine is None:
+            engine = Engine(config, store=store, geo=geo if geo is not None else open_geo_or_none(config))
+        self.engine = engine
+        self.respond = respond
+        self.responder: Any = None
+        self._hook_base: list[Any] = [self._log_incident]
+        self.engine.hooks[:0] = self._hook_base
+        self.deliverer: Deliverer | None = None
+        if respond:
+            self.responder = attach_response(engine, config, store)
+            self.deliverer = Deliverer()
+            self.deliverer.notifier = getattr(self.responder, "notifier", None)
+        self.sources: list[_Src] = []
+        self._committed: dict[str, dict[str, Any]] = {}
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._reload = False
+        self.on_commit: list[Callable[[list[Incident]], None]] = []
+        self._batch_incidents: dict[str, Incident] = {}
+        self.lines = 0
+        self.events = 0
+        self.errors = 0
+        self._open_sources()
+
+    # -- sources -----------------------------------------------------------------------------------
+    def _key(self, kind: str, name: str) -> str:
+        return f"{self.settings.instance}:{kind}:{name}"
+
+    def _parser(self, name: str) -> LineParser:
+        return LineParser(self.patterns, Clock(zone=self.config.timezone, year=self.config.year), source=name)
+
+    def _open_sources(self) -> None:
+        s = self.settings
+        have = {src.key for src in self.sources}
+        for path in expand_globs(s.files):
+            key = self._key("file", path)
+            if key in have:
+                continue
+            cp = self.store.get_checkpoint(key)
+            f = FileFollower(path, cp, from_start=self.from_start, rotate_grace=s.rotate_grace)
+            where = ("from its start" if self.from_start else "from its end") if cp is None else \
+                f"from the checkpoint (line {f.position()['lineno']})"
+            log.info("following %s %s", path, where)
+            self.sources.append(_Src(key, f, self._parser(path), len(self.sources)))
+            self._committed[key] = f.position() if cp is None else cp
+        if s.journald:
+            key = self._key("journald", "+".join(s.journald_units + s.journald_identifiers))
+            if key not in have:
+                cp = self.store.get_checkpoint(key)
+                j = JournalSource(cp, from_start=self.from_start, units=s.journald_units,
+                                  identifiers=s.journald_identifiers, command=s.journalctl,
+                                  extra_args=s.journalctl_args, follow=not self.once)
+                log.info("following the journal (%s) %s", " ".join(j.matches) or "all",
+                         "after the checkpoint" if cp else ("from the start" if self.from_start else "from now"))
+                self.sources.append(_Src(key, j, self._parser("journald"), len(self.sources)))
+                self._committed[key] = cp or {}
+
+    def _log_incident(self, inc: Incident, new: bool) -> None:
+        self._batch_incidents[inc.id] = inc
+        if new:
+            log.warning("incident %s: %s [%s: %s]", inc.id, inc.summary, inc.detector, inc.action)
+
+    # -- one batch ---------------------------------------------------------------------------------
+    def poll_once(self) -> tuple[int, bool]:
+        """Read, process and commit one batch. Returns (lines read, whether a source had more)."""
+        evs: list[tuple[datetime, int, int, Event]] = []
+        nlines = 0
+        more = False
+        seq = 0
+        for src in self.sources:
+            lines: list[Line] = src.reader.poll(self.settings.batch_lines)
+            if len(lines) >= self.settings.batch_lines:
+                more = True
+            nlines += len(lines)
+            parser = src.parser
+            for ln in lines:
+                parser.source = ln.file
+                ev = parser.parse_bytes(ln.raw, ln.lineno)
+                if ev is not None:
+                    evs.append((ev.ts, src.order, seq, ev))
+                    seq += 1
+        self.lines += nlines
+        if evs:
+            evs.sort(key=lambda t: t[:3])
+            for _, _, _, ev in evs:
+                try:
+                    self.engine.process(ev)
+                except Exception:  # a bug must not stop the daemon; the line is named for the report
+                    self.errors += 1
+                    log.exception("error processing %s line %d (skipped)", ev.source, ev.lineno)
+            self.events += len(evs)
+        positions = {src.key: src.reader.position() for src in self.sources}
+        changed = {k: v for k, v in positions.items() if self._committed.get(k) != v}
+        if changed or self.engine._dirty:
+            self._commit(changed)
+        return nlines, more
+
+    def _commit(self, changed: dict[str, dict[str, Any]]) -> None:
+        def also(conn: Connection) -> None:
+            for key, pos in changed.items():
+                self.store.set_checkpoint(conn, key, pos)
+
+        for attempt in range(6):
+            try:
+                self.engine.flush(also=also)
+                break
+            except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.IntegrityError) as exc:
+                # another instance wrote the same incident, or the database is busy/restarting: retry
+                if attempt == 5:
+                    raise
+                log.warning("store write failed (%s); retrying", str(exc).splitlines()[0][:200])
+                time.sleep(0.05 * 2 ** attempt)
+        self._committed.update(changed)
+        incs = list(self._batch_incidents.values())
+        self._batch_incidents.clear()
+        if incs and self.deliverer is not None:
+            self.deliverer.wake.set()
+        for cb in self.on_commit:
+            cb(incs)
+
+    # -- loop --------------------------------------------------------------------------------------
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    def request_reload(self) -> None:
+        self._reload = True
+        self._wake.set()
+
+    def install_signals(self) -> None:
+        def on_stop(signum: int, _frame: FrameType | None) -> None:
+            log.info("%s: finishing the current batch, then exiting", signal.Signals(signum).name)
+            self.stop()
+
+        def on_hup(_signum: int, _frame: FrameType | None) -> None:
+            self.request_reload()
+
+        signal.signal(signal.SIGTERM, on_stop)
+        signal.signal(signal.SIGINT, on_stop)
+        signal.signal(signal.SIGHUP, on_hup)
+
+    def run(self) -> int:
+        if self.deliverer is not None and not self.once:
+            self.deliverer.start()
+        log.info("acctwatch running as instance %r, store %s, poll interval %.2f s, mode %s",
+                 self.settings.instance, self.store.safe_url, self.settings.poll_interval, self.config.mode)
+        try:
+            while not self._stop.is_set():
+                n, more = self.poll_once()
+                if self._reload:
+                    self._reload = False
+                    self.reload()
+                if self.once and n == 0 and self._finished():
+                    break
+                if more:
+                    continue
+                self._wake.wait(self.settings.poll_interval if not self.once else 0.05)
+                self._wake.clear()
+        finally:
+            self.close()
+        log.info("stopped after %d lines, %d events", self.lines, self.events)
+        return 0
+
+    def _finished(self) -> bool:
+        return all(src.reader.done if isinstance(src.reader, JournalSource) else True for src in self.sources)
+
+    def close(self) -> None:
+        for src in self.sources:
+            src.reader.close()
+        if self.deliverer is not None:
+            if self.deliverer.is_alive():
+                self.deliverer.stop()
+                self.deliverer.join(timeout=5)
+            elif self.once and self.deliverer.notifier is not None:
+                try:  # --once: send what this run queued before exiting
+                    self.deliverer.notifier.deliver_pending()
+                except Exception:
+                    log.exception("delivering notifications failed")
+
+    # -- SIGHUP --------------------------------------------------------------------------------------
+    def reload(self) -> None:
+        """Reload the config and patterns; keep positions and everything the detectors learned."""
+        if self.config_path is None:
+            log.warning("SIGHUP: no config file to reload (started without one)")
+            return
+        try:
+            cfg = load(self.config_path)
+            settings = Settings.from_config(cfg)
+            patterns = PatternSet.load(cfg.patterns_dirs)
+            dets = build(cfg)
+        except (ConfigError, PatternError, OSError) as exc:
+            log.error("SIGHUP: reload failed, keeping the running configuration: %s", exc)
+            return
+        eng = self.engine
+        old = {d.name: d for d in eng.detectors}
+        for d in dets:
+            o = old.get(d.name)
+            if o is not None and type(o) is type(d):
+                for k, v in vars(o).items():
+                    if k not in CONFIG_ATTRS:
+                        setattr(d, k, v)
+        eng.config = cfg
+        eng.detectors = dets
+        eng.by_kind = {}
+        for d in dets:
+            for k in d.kinds:
+                eng.by_kind.setdefault(k, []).append(d)
+        eng.tracker.cooldown = cfg.incident_cooldown
+        if cfg.geoip_db != self.config.geoip_db or cfg.geoip_documentation_public != \
+                self.config.geoip_documentation_public:
+            eng.geo = open_geo_or_none(cfg)
+        self.patterns = patterns
+        for src in self.sources:
+            src.parser.patterns = patterns
+            src.parser._literals = patterns.literals
+        keep_instance = settings.instance == self.settings.instance
+        self.config, self.settings = cfg, settings
+        if not keep_instance:
+            log.error("SIGHUP: [sources] instance cannot change while running; restart acctwatch for that")
+        wanted = {self._key("file", p) for p in expand_globs(settings.files)}
+        if settings.journald:
+            wanted.add(self._key("journald", "+".join(settings.journald_units + settings.journald_identifiers)))
+        for src in [s for s in self.sources if s.key not in wanted]:
+            log.info("no longer following %s", src.key)
+            src.reader.close()
+            self.sources.remove(src)
+        self._open_sources()
+        if self.respond:
+            old_hooks = list(eng.hooks)
+            eng.hooks[:] = list(self._hook_base)
+            try:
+                self.responder = attach_response(eng, cfg, self.store)
+            except ConfigError as exc:
+                log.error("SIGHUP: the new response configuration is invalid, keeping the old one: %s", exc)
+                eng.hooks[:] = old_hooks
+            if self.deliverer is not None:
+                self.deliverer.notifier = getattr(self.responder, "notifier", None)
+        log.info("SIGHUP: configuration and patterns reloaded (%d detectors, %d sources)",
+                 len(dets), len(self.sources))

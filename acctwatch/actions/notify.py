@@ -30,7 +30,7 @@ import re
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -50,6 +50,19 @@ _CTRL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
 def clean(text: Any) -> str:
     """Log-derived text for a human: no control characters or bidi overrides (shown as '?')."""
     return _CTRL.sub("?", str(text))
+
+
+def shell_arg(text: str) -> str:
+    """*text* as one argument an admin can paste into bash; control characters as $'\\xNN' escapes."""
+    if not _CTRL.search(text):
+        return shlex.quote(text)
+    out = []
+    for ch in text:
+        if _CTRL.match(ch) or ch in "\\'":
+            out.append(f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    return "$'" + "".join(out) + "'"
 
 
 @dataclass(frozen=True)
@@ -238,7 +251,14 @@ class Notifier:
 
 # -- message text -----------------------------------------------------------------------------------
 def _fmt_ts(v: Any) -> str:
+    if isinstance(v, str):
+        try:
+            v = datetime.fromisoformat(v.replace("Z", "+00:00"))
+        except ValueError:
+            return clean(v)
     if isinstance(v, datetime):
+        if v.tzinfo is not None:
+            v = v.astimezone(UTC)
         return v.strftime("%Y-%m-%d %H:%M:%S UTC")
     return clean(v)
 
@@ -260,8 +280,8 @@ def evidence_lines(evidence: Any, limit: int = 30) -> list[str]:
             return
         if isinstance(obj, dict):
             if "ip" in obj and ("ts" in obj or "country" in obj):
-                bits = [clean(obj.get("ts", "")), clean(obj.get("ip")), clean(obj.get("service") or ""),
-                        _where(obj)]
+                bits = [_fmt_ts(obj["ts"]) if obj.get("ts") else "", clean(obj.get("ip")),
+                        clean(obj.get("service") or ""), _where(obj)]
                 out.append(f"  {name + ': ' if name else ''}{'  '.join(b for b in bits if b)}")
                 return
             for k, v in obj.items():
@@ -302,8 +322,8 @@ def incident_message(incident: Any, headline: str, done: list[str], *, dry_run: 
     if note:
         lines += ["", clean(note)]
     if locked and incident.account:
-        lines += ["", "To undo:   acctwatch unlock " + shlex.quote(incident.account)]
-    lines += [f"Details:   acctwatch history {shlex.quote(incident.account)}" if incident.account
+        lines += ["", "To undo:   acctwatch unlock " + shell_arg(incident.account)]
+    lines += [f"Details:   acctwatch history {shell_arg(incident.account)}" if incident.account
               else "Details:   acctwatch incidents", f"Incident:  {incident.id}"]
     return title, "\n".join(lines)
 

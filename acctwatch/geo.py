@@ -1,0 +1,570 @@
+"""Enrichment: country, city, coordinates and autonomous system of each client IP.
+
+``GeoResolver.open(paths)`` reads one or more MMDB files and merges them per lookup (e.g. a City database
+plus an ASN database):
+
+* MaxMind GeoIP2/GeoLite2 City, Country, ASN, ISP and Enterprise databases, and DB-IP's Lite databases
+  (same layout), through ``geoip2.database.Reader``; the kind is taken from the database's metadata
+  (``database_type``), exactly as geoip2 itself decides which lookups a file allows;
+* any other MMDB ("flat" layout, e.g. ``{"country_code": "DE"}`` or ``{"country": "DE", "asn": 123}``)
+  through ``maxminddb``, with the usual key names recognised.
+
+Files may be compressed (``.mmdb.xz``, ``.mmdb.gz``); they are unpacked once into a cache directory.
+
+With no path at all the embedded databases shipped in ``acctwatch/data/`` are used: DB-IP IP to Country
+Lite and an IP to ASN database (see ``acctwatch/data/README.md`` for sources and licences). They are
+country-level only, so a warning is logged once; a City database gives precise travel checks.
+
+Addresses that belong to no country -- private, loopback, link-local, CGNAT (100.64/10), multicast,
+reserved, unspecified, and the documentation ranges -- are ``internal`` and never looked up. The
+documentation ranges (192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24, 2001:db8::/32, 3fff::/20) can be
+treated as public with ``treat_documentation_as_public=True`` (test databases and example logs use them).
+IPv4-mapped IPv6 (``::ffff:a.b.c.d``) and NAT64 (``64:ff9b::a.b.c.d``) addresses are looked up as IPv4.
+
+Lookups are cached in a bounded LRU (hits and misses alike): a mail server sees the same few thousand
+client addresses over and over.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import gzip
+import hashlib
+import io
+import ipaddress
+import json
+import logging
+import lzma
+import math
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+import geoip2.database
+import geoip2.errors
+import maxminddb
+
+log = logging.getLogger(__name__)
+
+DATA_DIR = Path(__file__).resolve().parent / "data"
+#: The embedded databases, in lookup order.
+EMBEDDED_FILES = ("dbip-country-lite.mmdb.xz", "asn-lite.mmdb.xz")
+EMBEDDED_CREDIT = (
+    "IP Geolocation by DB-IP (https://db-ip.com), IP to Country Lite, CC BY 4.0; IP to ASN data from "
+    "RouteViews (https://www.routeviews.org), NRO (https://www.nro.net) and DB-IP IP to ASN Lite, CC BY 4.0, "
+    "merged by the ip-location-db project; country centres from GeoNames (https://www.geonames.org), "
+    "CC BY 4.0. Licence: https://creativecommons.org/licenses/by/4.0/"
+)
+EMBEDDED_WARNING = (
+    "using the embedded country-level GeoIP database (DB-IP Lite + ASN, see `acctwatch geoip info`); "
+    "configure a GeoIP2/GeoLite2/DB-IP City database for precise travel checks"
+)
+DEFAULT_CACHE_SIZE = 65536
+
+_IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+_INTERNAL_V4 = tuple(ipaddress.IPv4Network(n) for n in (
+    "0.0.0.0/8",  # "this" network
+    "10.0.0.0/8",  # RFC 1918
+    "100.64.0.0/10",  # CGNAT, RFC 6598
+    "127.0.0.0/8",  # loopback
+    "169.254.0.0/16",  # link-local
+    "172.16.0.0/12",  # RFC 1918
+    "192.0.0.0/24",  # IETF protocol assignments
+    "192.168.0.0/16",  # RFC 1918
+    "198.18.0.0/15",  # benchmarking, RFC 2544
+    "224.0.0.0/4",  # multicast
+    "240.0.0.0/4",  # reserved, and 255.255.255.255
+))
+_INTERNAL_V6 = tuple(ipaddress.IPv6Network(n) for n in (
+    "::/128",  # unspecified
+    "::1/128",  # loopback
+    "100::/64",  # discard-only
+    "64:ff9b:1::/48",  # local-use NAT64
+    "2001:2::/48",  # benchmarking
+    "fc00::/7",  # unique local
+    "fe80::/10",  # link-local
+    "fec0::/10",  # site-local (deprecated)
+    "ff00::/8",  # multicast
+))
+_DOCUMENTATION = (
+    ipaddress.IPv4Network("192.0.2.0/24"),  # TEST-NET-1
+    ipaddress.IPv4Network("198.51.100.0/24"),  # TEST-NET-2
+    ipaddress.IPv4Network("203.0.113.0/24"),  # TEST-NET-3
+    ipaddress.IPv6Network("2001:db8::/32"),
+    ipaddress.IPv6Network("3fff::/20"),  # RFC 9637
+)
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+
+
+def normalize_ip(ip: str) -> _IPAddress | None:
+    """Parse ``ip`` (tolerating brackets, a zone id and surrounding space); IPv4-mapped and NAT64 IPv6
+    addresses become IPv4. None when it is no address."""
+    s = ip.strip()
+    if s.startswith("[") and s.endswith("]"):
+        s = s[1:-1]
+    s = s.split("%", 1)[0]
+    try:
+        addr = ipaddress.ip_address(s)
+    except ValueError:
+        return None
+    if isinstance(addr, ipaddress.IPv6Address):
+        if addr.ipv4_mapped is not None:
+            return addr.ipv4_mapped
+        if addr in _NAT64:
+            return ipaddress.IPv4Address(int(addr) & 0xFFFFFFFF)
+    return addr
+
+
+def is_internal(addr: _IPAddress, treat_documentation_as_public: bool = False) -> bool:
+    """True for addresses that belong to no country (see the module docstring)."""
+    nets: Iterable[Any] = _INTERNAL_V4 if addr.version == 4 else _INTERNAL_V6
+    if any(addr in n for n in nets):
+        return True
+    return not treat_documentation_as_public and any(addr in n for n in _DOCUMENTATION if n.version == addr.version)
+
+
+# ------------------------------------------------------------------------------------------- GeoInfo
+@dataclass(frozen=True, slots=True)
+class GeoInfo:
+    """What acctwatch knows about one IP address."""
+
+    ip: str
+    internal: bool  # private, loopback, link-local, CGNAT, documentation...: never counts as a country
+    country: str | None  # ISO 3166-1 alpha-2, e.g. "DE"
+    country_name: str | None
+    city: str | None
+    latitude: float | None  # only from City databases (None with country-level data)
+    longitude: float | None
+    accuracy_km: float | None  # accuracy radius of the coordinates; None when unknown
+    asn: int | None
+    asn_org: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ip": self.ip, "internal": self.internal, "country": self.country,
+            "country_name": self.country_name, "city": self.city, "latitude": self.latitude,
+            "longitude": self.longitude, "accuracy_km": self.accuracy_km, "asn": self.asn,
+            "asn_org": self.asn_org,
+        }
+
+    @property
+    def precise(self) -> bool:
+        """True when city-level coordinates are known (a City database answered)."""
+        return self.latitude is not None and self.longitude is not None
+
+    def location(self) -> tuple[float, float, float | None, bool] | None:
+        """``(lat, lon, accuracy_km, coarse)``: the coordinates, or the country's centre (``coarse``)."""
+        if self.internal:
+            return None
+        if self.latitude is not None and self.longitude is not None:
+            return (self.latitude, self.longitude, self.accuracy_km, False)
+        if self.country:
+            c = country_centroid(self.country)
+            if c is not None:
+                return (c[0], c[1], None, True)
+        return None
+
+    def label(self) -> str:
+        """Human text, e.g. ``Berlin, DE (AS3320 Deutsche Telekom AG)``, ``DE``, ``internal``."""
+        if self.internal:
+            return "internal"
+        where = ", ".join(p for p in (self.city, self.country) if p) or "unknown location"
+        if self.asn is not None:
+            org = f" {self.asn_org}" if self.asn_org else ""
+            return f"{where} (AS{self.asn}{org})"
+        return where
+
+
+# --------------------------------------------------------------------------------- country centres
+@functools.cache
+def _countries() -> dict[str, dict[str, Any]]:
+    try:
+        data = json.loads((DATA_DIR / "countries.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # a broken install: coarse checks just get no centres
+        log.warning("cannot read the country table %s: %s", DATA_DIR / "countries.json", exc)
+        return {}
+    return data.get("countries", {})
+
+
+def country_centroid(code: str) -> tuple[float, float] | None:
+    """(lat, lon) of the population-weighted centre of a country (ISO alpha-2), for coarse travel checks
+    with country-only data. Source: GeoNames (CC BY 4.0), see ``scripts/build_geoip_db.py``."""
+    c = _countries().get(code.upper()) if code else None
+    if c is None or "lat" not in c:
+        return None
+    return (float(c["lat"]), float(c["lon"]))
+
+
+def country_name(code: str) -> str | None:
+    """English name of an ISO alpha-2 country code, from the embedded table."""
+    c = _countries().get(code.upper()) if code else None
+    return c.get("name") if c else None
+
+
+_EARTH_RADIUS_KM = 6371.0088  # mean radius (IUGG)
+
+
+def distance_km(a_lat: float, a_lon: float, b_lat: float, b_lon: float) -> float:
+    """Great-circle distance in kilometres (haversine)."""
+    p1, p2 = math.radians(a_lat), math.radians(b_lat)
+    dp = p2 - p1
+    dl = math.radians(b_lon - a_lon)
+    h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * _EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(h)))
+
+
+# ----------------------------------------------------------------------------------------- databases
+class GeoError(Exception):
+    """A database cannot be opened or read."""
+
+
+def _cache_dirs() -> list[Path]:
+    dirs = []
+    if os.environ.get("ACCTWATCH_CACHE_DIR"):
+        dirs.append(Path(os.environ["ACCTWATCH_CACHE_DIR"]))
+    if os.environ.get("XDG_CACHE_HOME"):
+        dirs.append(Path(os.environ["XDG_CACHE_HOME"]) / "acctwatch")
+    home = os.environ.get("HOME")
+    if home:
+        dirs.append(Path(home) / ".cache" / "acctwatch")
+    dirs.append(Path(tempfile.gettempdir()) / f"acctwatch-{os.getuid()}")
+    return dirs
+
+
+def _opener(path: Path) -> Callable[[], IO[bytes]] | None:
+    name = path.name.lower()
+    if name.endswith(".xz"):
+        return lambda: lzma.open(path, "rb")
+    if name.endswith(".gz"):
+        return lambda: gzip.open(path, "rb")
+    return None
+
+
+def _unpacked(path: Path) -> Path | IO[bytes]:
+    """A compressed database unpacked into a cache file (reused while the source is unchanged), so the
+    C reader can map it; an in-memory copy when no cache directory is writable."""
+    opener = _opener(path)
+    if opener is None:
+        return path
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    stem = path.name.rsplit(".", 1)[0]
+    if stem.endswith(".mmdb"):
+        stem = stem[:-5]
+    name = f"{stem}-{h.hexdigest()[:16]}.mmdb"
+    for d in _cache_dirs():
+        target = d / name
+        if target.is_file():
+            return target
+        try:
+            d.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd, tmp = tempfile.mkstemp(prefix=".unpack-", dir=d)
+            try:
+                with os.fdopen(fd, "wb") as out, opener() as src:
+                    while chunk := src.read(1 << 20):
+                        out.write(chunk)
+                os.replace(tmp, target)
+                for old in d.glob(f"{stem}-*.mmdb"):  # earlier versions of the same database
+                    if old != target:
+                        with contextlib.suppress(OSError):
+                            old.unlink()
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                raise
+            log.debug("unpacked %s into %s", path, target)
+            return target
+        except OSError as exc:
+            log.debug("cannot unpack %s into %s: %s", path, d, exc)
+    with opener() as src:
+        return io.BytesIO(src.read())
+
+
+def _kind(database_type: str) -> str:
+    """Which geoip2 lookup a database allows (geoip2 checks substrings of database_type the same way)."""
+    if "Enterprise" in database_type:
+        return "Enterprise"
+    if "City" in database_type:
+        return "City"
+    if "Country" in database_type:
+        return "Country"
+    if "GeoLite2-ASN" in database_type:
+        return "ASN"
+    if "GeoIP2-ISP" in database_type:
+        return "ISP"
+    return "flat"
+
+
+_CC_KEYS = ("country_code", "country_iso_code", "iso_code", "country", "cc", "country_short")
+_CN_KEYS = ("country_name", "country_long")
+_CITY_KEYS = ("city", "city_name")
+_LAT_KEYS = ("latitude", "lat")
+_LON_KEYS = ("longitude", "lon", "lng", "long")
+_ACC_KEYS = ("accuracy_radius", "accuracy_km", "accuracy")
+_ASN_KEYS = ("autonomous_system_number", "asn", "as_number", "as", "asnum")
+_ORG_KEYS = ("autonomous_system_organization", "asn_org", "as_org", "as_name", "as_organization",
+             "organization", "org", "isp", "as_domain")
+
+
+def _name(v: Any) -> str | None:
+    if isinstance(v, str):
+        return v or None
+    if isinstance(v, dict):
+        names = v.get("names")
+        if isinstance(names, dict):
+            return names.get("en") or next(iter(names.values()), None)
+        return _name(v.get("name"))
+    return None
+
+
+def _first(rec: dict[str, Any], keys: Sequence[str]) -> Any:
+    for k in keys:
+        v = rec.get(k)
+        if v not in (None, "", {}):
+            return v
+    return None
+
+
+def _to_float(v: Any) -> float | None:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def _to_asn(v: Any) -> int | None:
+    if isinstance(v, dict):
+        return _to_asn(_first(v, ("number", "asn", "autonomous_system_number")))
+    if isinstance(v, str):
+        v = v.strip().upper().removeprefix("AS")
+    try:
+        n = int(v)
+    except (TypeError, ValueError):
+        return None
+    return n if n > 0 else None
+
+
+def _parse_flat(rec: Any) -> dict[str, Any]:
+    """Fields from a record of any layout: flat keys or the nested GeoIP2 one."""
+    out: dict[str, Any] = {}
+    if not isinstance(rec, dict):
+        return out
+    cc = _first(rec, _CC_KEYS)
+    if isinstance(cc, dict):  # nested GeoIP2 layout under a type geoip2 does not know
+        out["country_name"] = _name(cc)
+        cc = cc.get("iso_code")
+    if isinstance(cc, str) and len(cc) == 2 and cc.isalpha():
+        out["country"] = cc.upper()
+    elif isinstance(cc, str) and cc:
+        out["country_name"] = cc  # {"country": "Germany"}: a name, no code
+    if "country_name" not in out or out["country_name"] is None:
+        out["country_name"] = _name(_first(rec, _CN_KEYS))
+    out["city"] = _name(_first(rec, _CITY_KEYS))
+    loc = rec.get("location") if isinstance(rec.get("location"), dict) else rec
+    out["latitude"] = _to_float(_first(loc, _LAT_KEYS))
+    out["longitude"] = _to_float(_first(loc, _LON_KEYS))
+    out["accuracy_km"] = _to_float(_first(loc, _ACC_KEYS))
+    asn_src = rec.get("traits") if isinstance(rec.get("traits"), dict) else rec
+    out["asn"] = _to_asn(_first(asn_src, _ASN_KEYS))
+    org = _first(asn_src, _ORG_KEYS)
+    out["asn_org"] = org if isinstance(org, str) else _name(org)
+    return {k: v for k, v in out.items() if v is not None}
+
+
+class _Database:
+    """One open MMDB file."""
+
+    def __init__(self, path: Path, embedded: bool) -> None:
+        self.path = path
+        self.embedded = embedded
+        try:
+            source = _unpacked(path)
+        except (EOFError, lzma.LZMAError, gzip.BadGzipFile) as exc:
+            raise GeoError(f"cannot unpack GeoIP database {path}: {exc}") from exc
+        mode = maxminddb.MODE_FD if not isinstance(source, Path) else maxminddb.MODE_AUTO
+        try:
+            self.reader = geoip2.database.Reader(source, mode=mode)
+            self.meta = self.reader.metadata()
+        except (OSError, ValueError, maxminddb.InvalidDatabaseError) as exc:
+            raise GeoError(f"cannot open GeoIP database {path}: {exc}") from exc
+        self.database_type: str = self.meta.database_type
+        self.kind = _kind(self.database_type)
+        self._raw = self.reader._db_reader  # the maxminddb reader, for flat layouts
+
+    @property
+    def has_city(self) -> bool:
+        """City-level coordinates (flat databases may carry some, but are not counted on)."""
+        return self.kind in ("City", "Enterprise")
+
+    def lookup(self, ip: str) -> dict[str, Any]:
+        try:
+            if self.kind == "flat":
+                return _parse_flat(self._raw.get(ip))
+            if self.kind == "ASN":
+                a = self.reader.asn(ip)
+                return {k: v for k, v in (("asn", a.autonomous_system_number),
+                                          ("asn_org", a.autonomous_system_organization)) if v is not None}
+            if self.kind == "ISP":
+                i = self.reader.isp(ip)
+                return {k: v for k, v in (("asn", i.autonomous_system_number),
+                                          ("asn_org", i.autonomous_system_organization or i.isp)) if v is not None}
+            if self.kind == "Country":
+                return self._from_country(self.reader.country(ip))
+            model = self.reader.enterprise(ip) if self.kind == "Enterprise" else self.reader.city(ip)
+            out = self._from_country(model)
+            loc = model.location
+            if loc.latitude is not None and loc.longitude is not None:
+                out["latitude"], out["longitude"] = float(loc.latitude), float(loc.longitude)
+                if loc.accuracy_radius is not None:
+                    out["accuracy_km"] = float(loc.accuracy_radius)
+            if model.city.name:
+                out["city"] = model.city.name
+            traits = model.traits
+            asn = getattr(traits, "autonomous_system_number", None)
+            if asn is not None:
+                out["asn"] = asn
+                org = getattr(traits, "autonomous_system_organization", None)
+                if org:
+                    out["asn_org"] = org
+            return out
+        except geoip2.errors.AddressNotFoundError:
+            return {}
+        except ValueError:  # e.g. an IPv6 address in an IPv4-only database
+            return {}
+
+    @staticmethod
+    def _from_country(model: Any) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        c = model.country if model.country.iso_code else model.registered_country
+        if c.iso_code:
+            out["country"] = c.iso_code
+            out["country_name"] = c.name or country_name(c.iso_code)
+        return out
+
+    def info(self) -> dict[str, Any]:
+        built = datetime.fromtimestamp(self.meta.build_epoch, UTC)
+        d: dict[str, Any] = {
+            "path": str(self.path),
+            "type": self.kind,
+            "database_type": self.database_type,
+            "build_date": built.date().isoformat(),
+            "age_days": max(0, int((time.time() - self.meta.build_epoch) // 86400)),
+            "embedded": self.embedded,
+            "ip_version": self.meta.ip_version,
+            "node_count": self.meta.node_count,
+            "description": self.meta.description.get("en") or next(iter(self.meta.description.values()), ""),
+        }
+        if self.embedded:
+            d["credit"] = EMBEDDED_CREDIT
+        return d
+
+    def close(self) -> None:
+        self.reader.close()
+
+
+_warned_embedded = False
+
+
+class GeoResolver:
+    """Looks up IPs in the configured databases, merged; the embedded ones when none is configured."""
+
+    def __init__(self, databases: list[_Database], *, treat_documentation_as_public: bool = False,
+                 cache_size: int = DEFAULT_CACHE_SIZE) -> None:
+        self.databases = databases
+        self.treat_documentation_as_public = treat_documentation_as_public
+        self.is_embedded = bool(databases) and all(d.embedded for d in databases)
+        self.has_city = any(d.has_city for d in databases)
+        self.lookup: Callable[[str], GeoInfo | None] = functools.lru_cache(maxsize=cache_size)(self._lookup)
+
+    @classmethod
+    def open(cls, paths: Sequence[str | Path] = (), *, treat_documentation_as_public: bool = False,
+             cache_size: int = DEFAULT_CACHE_SIZE) -> GeoResolver:
+        """Open the databases at ``paths`` (merged per lookup, the first that knows a field wins); with no
+        path, the embedded ones (and a warning, logged once per process). Raises GeoError."""
+        global _warned_embedded
+        dbs: list[_Database] = []
+        try:
+            if paths:
+                for p in paths:
+                    path = Path(p).expanduser()
+                    if not path.is_file():
+                        raise GeoError(f"GeoIP database not found: {path}")
+                    dbs.append(_Database(path, embedded=False))
+            else:
+                for name in EMBEDDED_FILES:
+                    path = DATA_DIR / name
+                    if path.is_file():
+                        dbs.append(_Database(path, embedded=True))
+                if not dbs:
+                    raise GeoError(f"no GeoIP database configured and none embedded in {DATA_DIR}")
+                if not _warned_embedded:
+                    _warned_embedded = True
+                    log.warning("%s", EMBEDDED_WARNING)
+        except BaseException:
+            for d in dbs:
+                d.close()
+            raise
+        return cls(dbs, treat_documentation_as_public=treat_documentation_as_public, cache_size=cache_size)
+
+    def _lookup(self, ip: str) -> GeoInfo | None:
+        addr = normalize_ip(ip)
+        if addr is None:
+            return None
+        text = str(addr)
+        if is_internal(addr, self.treat_documentation_as_public):
+            return GeoInfo(text, True, None, None, None, None, None, None, None, None)
+        merged: dict[str, Any] = {}
+        for db in self.databases:
+            found = db.lookup(text)
+            if not found:
+                continue
+            if "latitude" in merged:  # a place (city + coordinates) comes whole from one database
+                for k in ("city", "latitude", "longitude", "accuracy_km"):
+                    found.pop(k, None)
+            if "asn" in merged:
+                found.pop("asn_org", None)
+            for k, v in found.items():
+                merged.setdefault(k, v)
+        cc = merged.get("country")
+        return GeoInfo(
+            ip=text, internal=False, country=cc,
+            country_name=merged.get("country_name") or (country_name(cc) if cc else None),
+            city=merged.get("city"), latitude=merged.get("latitude"), longitude=merged.get("longitude"),
+            accuracy_km=merged.get("accuracy_km"), asn=merged.get("asn"), asn_org=merged.get("asn_org"),
+        )
+
+    def cache_info(self) -> Any:
+        return self.lookup.cache_info()  # type: ignore[attr-defined]
+
+    def info(self) -> list[dict[str, Any]]:
+        """One dict per database: path, type (City/Country/ASN/ISP/Enterprise/flat), database_type, build
+        date, age in days, embedded, IP version, node count, description (and credit when embedded)."""
+        return [d.info() for d in self.databases]
+
+    def enrich(self, event: Any) -> Any:
+        """Set ``event.geo`` from ``event.ip`` (when not set yet); returns the event."""
+        if getattr(event, "geo", None) is None and getattr(event, "ip", None):
+            event.geo = self.lookup(event.ip)
+        return event
+
+    def close(self) -> None:
+        self.lookup.cache_clear()  # type: ignore[attr-defined]
+        for d in self.databases:
+            d.close()
+        self.databases = []
+
+    def __enter__(self) -> GeoResolver:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

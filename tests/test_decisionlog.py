@@ -267,6 +267,9 @@ class _Geo:
     internal: bool = False
     country: str | None = "DE"
     city: str | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+    accuracy_km: float | None = None
     asn: int | None = None
     asn_org: str | None = None
 
@@ -329,3 +332,32 @@ def test_replay_without_bans_or_store_is_unchanged(tmp_path: Path) -> None:
     replay(Engine(from_dict({}), store=None, geo=_GeoDB(), detectors=[rec]), [str(log)],  # type: ignore[list-item]
            PatternSet.load([]), zone="UTC")
     assert [e.kind for e in rec.seen] == ["login"] and isinstance(rec.seen[0], Login)
+
+
+def test_replay_cli_writes_the_decision_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    places = {"192.0.2.1": "DE", "203.0.113.1": "AU"}
+
+    class TwoCountries:
+        def lookup(self, ip: str) -> _Geo:
+            return _Geo(country=places.get(ip, "DE"))
+
+    monkeypatch.setattr("acctwatch.cli.replay.build_engine",
+                        lambda cfg, store: Engine(cfg, store=store, geo=TwoCountries()))
+    log = tmp_path / "mail.log"
+    log.write_text("".join(
+        f"2026-11-26T07:00:{s:02d}+00:00 mx dovecot: imap-login: Login: user=<alice@example.org>, method=PLAIN, "
+        f"rip={ip}, lip=192.0.2.100, mpid=1, TLS, session=<s{s}>\n" for s, ip in ((0, "192.0.2.1"),
+                                                                               (20, "203.0.113.1"))))
+    dl = tmp_path / "out" / "decisions.log"
+    r = CliRunner().invoke(main, ["replay", str(log), "--config", str(tmp_path / "none.toml"), "--jsonl"])
+    assert r.exit_code != 0  # a missing config file is an error, as before
+    cfg = tmp_path / "a.toml"
+    cfg.write_text(f'[general]\nstate_dir = "{tmp_path / "state"}"\n')
+    r = CliRunner().invoke(main, ["replay", str(log), "--config", str(cfg), "--jsonl", "--decision-log", str(dl)])
+    assert r.exit_code == 0, r.output
+    incidents = [json.loads(line) for line in r.output.splitlines()]
+    rows = parse(dl)
+    assert {(d["ip"], d["acct"], d["id"]) for d in rows} == {(ip, i["account"], i["id"]) for i in incidents
+                                                              for ip in i["ips"]}
+    assert ("203.0.113.1", "alice@example.org") in {(d["ip"], d["acct"]) for d in rows}
+    assert not (tmp_path / "state").exists()  # a replay keeps no decision-log state

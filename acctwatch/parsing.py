@@ -14,6 +14,7 @@ Nothing in here raises on bad input: undecodable bytes, absurdly long lines and 
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 import re
@@ -71,6 +72,10 @@ class Pattern:
     examples: list[Example]
     origin: str
     priority: int = 0
+    int_fields: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        self.int_fields = tuple(k for k in (*self.regex.groupindex, *self.fields) if k in INT_FIELDS)
 
 
 def _check_regex(name: str, origin: str, text: str) -> re.Pattern[str]:
@@ -207,6 +212,7 @@ class ParseStats:
         }
 
 
+@functools.lru_cache(maxsize=65536)
 def normalize_ip(text: str | None) -> str | None:
     """Canonical text of an IP address; IPv4-mapped IPv6 becomes IPv4; None when not an address."""
     if not text or text == "unknown":
@@ -415,16 +421,15 @@ class LineParser:
             return None
         kw: dict[str, Any] = dict(pat.fields)
         for k, v in m.groupdict().items():
-            if v is None or k.startswith("_"):
+            if v is None or k[0] == "_":
                 continue
-            if len(v) > MAX_FIELD:
-                v = v[:MAX_FIELD]
-            kw[k] = v
-        for k in INT_FIELDS & kw.keys():
-            try:
-                kw[k] = int(kw[k])
-            except (TypeError, ValueError):
-                kw[k] = None
+            kw[k] = v if len(v) <= MAX_FIELD else v[:MAX_FIELD]
+        for k in pat.int_fields:
+            if k in kw:
+                try:
+                    kw[k] = int(kw[k])
+                except (TypeError, ValueError):
+                    kw[k] = None
         if "ip" in kw:
             ip = normalize_ip(kw["ip"])
             if ip is None and kw["ip"] not in ("unknown", ""):

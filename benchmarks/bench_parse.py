@@ -22,8 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from acctwatch.headers import Clock  # noqa: E402
-from acctwatch.parsing import LineParser, PatternSet  # noqa: E402
+from acctwatch.headers import Clock
+from acctwatch.parsing import LineParser, PatternSet
 
 # Roughly the mix of a busy MX + submission + IMAP server: most lines are NOT events.
 SHAPES: list[tuple[int, str]] = [

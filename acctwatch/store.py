@@ -370,7 +370,7 @@ class Store:
                  incident_id: str | None, reason: str, backends: dict[str, Any], actor: str) -> None:
         """Insert or replace the lock record of *account* (backend -> saved state for unlock)."""
         values = {"level": level, "locked_at": locked_at, "incident_id": incident_id, "reason": reason,
-                  "backends": json.dumps(backends, default=str, sort_keys=True), "actor": actor}
+                  "backends": json.dumps(backends, default=str), "actor": actor}  # keeps lock order
         res = conn.execute(locks.update().where(locks.c.account == account).values(**values))
         if res.rowcount == 0:
             conn.execute(locks.insert().values(account=account, **values))

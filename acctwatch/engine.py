@@ -76,8 +76,16 @@ class IncidentTracker:
         self.cooldown = cooldown
         self.open: dict[tuple[str | None, str], Incident] = {}
 
+    @staticmethod
+    def subject(account: str | None, ips: list[str]) -> str | None:
+        """Who an episode is about: the account, or for per-IP findings (no account) the first IP."""
+        if account is not None:
+            return account
+        return f"ip:{ips[0]}" if ips else None
+
     def add(self, f: Finding, action: str) -> tuple[Incident, bool]:
-        key = (f.account, f.detector)
+        subject = self.subject(f.account, f.ips)
+        key = (subject, f.detector)
         cur = self.open.get(key)
         if cur is not None and (f.ts - cur.last_seen).total_seconds() <= self.cooldown:
             if f.ts > cur.last_seen:
@@ -87,14 +95,14 @@ class IncidentTracker:
             cur.ips = list(dict.fromkeys([*cur.ips, *f.ips]))
             cur.updated += 1
             return cur, False
-        inc = Incident(incident_id(f.account, f.detector, f.first_seen), f.account, f.detector, action,
+        inc = Incident(incident_id(subject, f.detector, f.first_seen), f.account, f.detector, action,
                        f.first_seen, f.ts, f.summary, f.evidence, list(dict.fromkeys(f.ips)))
         self.open[key] = inc
         return inc, True
 
     def restore(self, incidents: Iterable[Incident]) -> None:
         for inc in incidents:
-            key = (inc.account, inc.detector)
+            key = (self.subject(inc.account, inc.ips), inc.detector)
             cur = self.open.get(key)
             if cur is None or inc.last_seen >= cur.last_seen:
                 self.open[key] = inc

@@ -5,7 +5,8 @@ Only loopback is ever connected to; the servers' trusted-proxy mechanisms carry 
 - SMTP submission: ``XCLIENT ADDR=<ip> NAME=[UNAVAILABLE]`` (Postfix ``smtpd_authorized_xclient_hosts``),
   then a fresh EHLO, then exactly one ``AUTH PLAIN`` (``smtplib.login()`` would retry other mechanisms).
 - IMAP: ``ID ("x-originating-ip" "<ip>" ...)`` before LOGIN (Dovecot ``login_trusted_networks``).
-- POP3: ``XCLIENT ADDR=<ip> PORT=<port>`` before USER/PASS (Dovecot ``login_trusted_networks``).
+- POP3: ``XCLIENT ADDR=<ip> PORT=<port>`` before USER/PASS (Dovecot ``login_trusted_networks``; IPv6
+  without the ``IPV6:`` prefix Postfix needs).
 
 Use addresses the project's test GeoIP databases know: 192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24,
 2001:db8::/32, or MaxMind test-data addresses such as 81.2.69.142 (GB) and 89.160.20.112 (SE).
@@ -44,7 +45,8 @@ def _client_port(ip: str) -> int:
 
 
 def _xclient_addr(ip: str) -> str:
-    """Postfix/Dovecot XCLIENT syntax: IPv6 addresses carry an ``IPV6:`` prefix."""
+    """Postfix XCLIENT syntax: IPv6 addresses carry an ``IPV6:`` prefix (Dovecot's POP3 XCLIENT wants the
+    bare address and answers ``-ERR Invalid parameters`` to the prefix)."""
     return f"IPV6:{ip}" if ipaddress.ip_address(ip).version == 6 else ip
 
 
@@ -260,7 +262,7 @@ def pop3_login(server: MailServer, user: str, password: str, ip: str, port: int 
     try:
         if b"XCLIENT" not in conn.getwelcome():
             raise RuntimeError(f"Dovecot offers no POP3 XCLIENT to loopback: {conn.getwelcome()!r}")
-        conn._shortcmd(f"XCLIENT ADDR={_xclient_addr(ip)} PORT={port or _client_port(ip)}")
+        conn._shortcmd(f"XCLIENT ADDR={ip} PORT={port or _client_port(ip)}")
         try:
             conn.user(user)
             conn.pass_(password)

@@ -59,9 +59,11 @@ def test_logins_come_from_claimed_public_addresses(mailserver: MailServer) -> No
     sent6 = clients.send_messages(mailserver, user, pw, "2001:db8::25", ["carol@example.test"])
     clients.imap_login(mailserver, user, pw, "89.160.20.112").logout()
     clients.pop3_login(mailserver, user, pw, "203.0.113.7").quit()
+    clients.imap_login(mailserver, user, pw, "2001:db8::143").logout()
+    clients.pop3_login(mailserver, user, pw, "2001:db8::110").quit()
 
     mailserver.wait_for_log(rf"{sent6.queue_ids[0]}: to=<carol@example\.test>.*status=sent", "postfix")
-    mailserver.wait_for_log(r"pop3-login: Info: Login: user=<alice@example\.test>.*rip=203\.0\.113\.7", "dovecot")
+    mailserver.wait_for_log(r"pop3-login: Info: Login: user=<alice@example\.test>.*rip=2001:db8::110,", "dovecot")
     postfix = mailserver.log_text("postfix")
     assert re.search(rf"{sent.queue_ids[0]}: client=unknown\[81\.2\.69\.142\], sasl_method=PLAIN, "
                      rf"sasl_username=alice@example\.test", postfix)
@@ -75,6 +77,8 @@ def test_logins_come_from_claimed_public_addresses(mailserver: MailServer) -> No
     assert msg6 and msg6[0]["account"] == user and msg6[0]["ip"] == "2001:db8::25", msg6
     assert _find(events, kind="login", service="imap", account=user, ip="89.160.20.112")
     assert _find(events, kind="login", service="pop3", account=user, ip="203.0.113.7")
+    assert _find(events, kind="login", service="imap", account=user, ip="2001:db8::143")
+    assert _find(events, kind="login", service="pop3", account=user, ip="2001:db8::110")
     # Nothing of this user was logged with the loopback address the clients really came from.
     assert not _find(events, kind="login", account=user, ip="127.0.0.1")
     assert not _find(events, kind="message", account=user, ip="127.0.0.1")

@@ -177,6 +177,8 @@ def test_filter_matches_the_syslog_forms(tmp_path: Path) -> None:
                    f"2026-11-26T07:11:57+00:00 {msg.replace('192.0.2.7', 'mx.example.net')}\n"  # never a name
                    f"2026-11-26T07:11:57+00:00 mx sshd[1]: decision ip=192.0.2.8 account=-\n")  # other program
     assert _regex_rows(log, str(FILTER)) == [("192.0.2.7", "user@example.org")] * 2
+    assert _regex_rows(log, f'{FILTER}[detectors="bruteforce_success|geo_countries"]') != []
+    assert _regex_rows(log, f'{FILTER}[detectors="bruteforce_success|ip_spread"]') == []
 
 
 # -- a real fail2ban-server ------------------------------------------------------------------------------

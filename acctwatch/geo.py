@@ -531,8 +531,8 @@ class GeoResolver:
             if "latitude" in merged:  # a place (city + coordinates) comes whole from one database
                 for k in ("city", "latitude", "longitude", "accuracy_km"):
                     found.pop(k, None)
-            if "asn" in merged:
-                found.pop("asn_org", None)
+            if "asn" in merged and found.get("asn") != merged["asn"]:
+                found.pop("asn_org", None)  # an organisation only with its own AS number
             for k, v in found.items():
                 merged.setdefault(k, v)
         cc = merged.get("country")

@@ -35,6 +35,31 @@ TIMEOUT = 15.0
 imaplib.Commands.setdefault("ID", ("NONAUTH", "AUTH", "SELECTED"))
 
 
+#: Address ranges handed out by :func:`fresh_ip`, and what the test GeoIP databases in tests/fixtures/geo
+#: say about them. The harness's own tests use addresses outside these ranges, so a test of acctwatch
+#: that takes its addresses here never shares one with them.
+FRESH_IP_RANGES: dict[str, tuple[str, str]] = {
+    "DE": ("192.0.2.64/26", "Berlin, Germany"),
+    "DE-Munich": ("192.0.2.192/26", "Munich, Germany (same country, another city)"),
+    "US": ("198.51.100.128/25", "New York, United States"),
+    "AU": ("203.0.113.128/25", "Sydney, Australia"),
+    "FR": ("2001:db8:0:1::/64", "Paris, France (IPv6)"),
+}
+_fresh_counters: dict[str, int] = {}
+
+
+def fresh_ip(country: str) -> str:
+    """An address in ``country`` (a key of :data:`FRESH_IP_RANGES`) not handed out before in this process.
+
+    Use one per expected login failure (Dovecot slows down repeated failures from one address)."""
+    net = ipaddress.ip_network(FRESH_IP_RANGES[country][0])
+    n = _fresh_counters.get(country, 0) + 1
+    if n >= min(net.num_addresses - 1, 1 << 16):
+        raise RuntimeError(f"fresh_ip: range {net} for {country} used up")
+    _fresh_counters[country] = n
+    return str(net.network_address + n)
+
+
 class LoginFailed(Exception):
     """The server refused the credentials (SMTP 535, IMAP NO, POP3 -ERR)."""
 
@@ -244,7 +269,7 @@ def imap_close(conn: imaplib.IMAP4) -> None:
             pass
 
 
-def imap_inbox_count(server: MailServer, user: str, password: str, ip: str = "192.0.2.250") -> int:
+def imap_inbox_count(server: MailServer, user: str, password: str, ip: str = "192.0.2.5") -> int:
     conn = imap_login(server, user, password, ip, select=False)
     try:
         typ, data = conn.select("INBOX", readonly=True)

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -20,7 +21,7 @@ try:
 except ImportError:  # tests/ itself on sys.path (pytest's rootdir-less import mode)
     from conftest import need  # type: ignore[no-redef]
 
-from .mailserver import MailServer, OperatorSink, make_workdir, missing_components, wait_for
+from .mailserver import BackgroundProcess, MailServer, OperatorSink, make_workdir, missing_components, wait_for
 
 __all__ = ["wait_for"]
 
@@ -63,3 +64,20 @@ def fresh_accounts(mailserver: MailServer) -> Iterator[MailServer]:
     mailserver.reset_users()
     yield mailserver
     mailserver.reset_users()
+
+
+@pytest.fixture
+def background(tmp_path: Path) -> Iterator[Callable[..., BackgroundProcess]]:
+    """Start daemons under test: ``proc = background(["acctwatch", "run", "-c", cfg])``; output goes to
+    ``tmp_path/<name>-N.out`` (``proc.output()``), and every process still running is stopped after the test."""
+    started: list[BackgroundProcess] = []
+
+    def start(argv: list[str], env: dict[str, str] | None = None, name: str = "") -> BackgroundProcess:
+        label = name or Path(argv[0]).name
+        proc = BackgroundProcess(argv, tmp_path / f"{label}-{len(started) + 1}.out", env=env)
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        proc.stop()

@@ -289,6 +289,62 @@ class SmtpSink:
 
 
 # ---------------------------------------------------------------------------------------------------------
+# A daemon under test (``acctwatch run``): started in the background, output to a file, always stopped.
+
+
+class BackgroundProcess:
+    """Run ``argv`` in the background with stdout+stderr going to ``logfile``; ``stop()`` sends SIGTERM
+    (then SIGKILL after ``grace`` s) to its whole process group and returns the exit code."""
+
+    def __init__(self, argv: list[str], logfile: Path, env: dict[str, str] | None = None,
+                 cwd: Path | None = None) -> None:
+        self.argv = list(argv)
+        self.logfile = Path(logfile)
+        with open(self.logfile, "ab") as out:
+            self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                         env={**os.environ, **(env or {})}, cwd=cwd, start_new_session=True)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def running(self) -> bool:
+        return self.proc.poll() is None
+
+    def output(self) -> str:
+        return self.logfile.read_text("utf-8", "replace") if self.logfile.exists() else ""
+
+    def wait_for_output(self, pattern: str, timeout: float = 10.0) -> re.Match[str]:
+        """Wait for ``pattern`` (regex) in the output; fails early, with the output, if the process exits."""
+        rx = re.compile(pattern)
+
+        def check() -> re.Match[str] | None:
+            m = rx.search(self.output())
+            if m is None and not self.running():
+                raise RuntimeError(f"{self.argv[0]} exited ({self.proc.returncode}) before printing {pattern!r}:\n"
+                                   f"{self.output()[-3000:]}")
+            return m
+
+        return wait_for(check, timeout, what=f"{pattern!r} in the output of {' '.join(self.argv)}")
+
+    def signal(self, sig: int) -> None:
+        if self.running():
+            os.killpg(self.proc.pid, sig)
+
+    def stop(self, grace: float = 10.0) -> int | None:
+        if self.running():
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                self.proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+            except ProcessLookupError:
+                pass
+        return self.proc.poll()
+
+
+# ---------------------------------------------------------------------------------------------------------
 
 
 @dataclass

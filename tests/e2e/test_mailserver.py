@@ -9,8 +9,10 @@ sink receives apprise email; ``active = 1`` restores logins.
 from __future__ import annotations
 
 import re
+import signal
 import smtplib
 import subprocess
+import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -18,7 +20,16 @@ from typing import Any
 import pytest
 
 from . import clients
-from .mailserver import BOUNCE_DOMAIN, DEFER_DOMAIN, REMOTE_DOMAIN, MailServer, OperatorSink, explain_events, wait_for
+from .mailserver import (
+    BOUNCE_DOMAIN,
+    DEFER_DOMAIN,
+    REMOTE_DOMAIN,
+    BackgroundProcess,
+    MailServer,
+    OperatorSink,
+    explain_events,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.e2e]
 
@@ -85,9 +96,9 @@ def test_logins_come_from_claimed_public_addresses(mailserver: MailServer) -> No
 
 
 def test_wrong_password_is_exactly_one_attempt(mailserver: MailServer) -> None:
-    ip = "198.51.100.201"
+    ip = "198.51.100.21"
     assert not clients.smtp_login_ok(mailserver, "erin@example.test", "not-the-password", ip)
-    line = r"warning: unknown\[198\.51\.100\.201\]: SASL PLAIN authentication failed.*sasl_username=erin@example\.test"
+    line = r"warning: unknown\[198\.51\.100\.21\]: SASL PLAIN authentication failed.*sasl_username=erin@example\.test"
     mailserver.wait_for_log(line, "postfix")
     assert len(re.findall(line, mailserver.log_text("postfix"))) == 1
     fails = _find(_events(mailserver), kind="auth_failure", service="submission", ip=ip)
@@ -171,7 +182,7 @@ def test_remote_mail_reaches_the_sink(mailserver: MailServer) -> None:
 
 
 def test_unauthenticated_relay_is_refused(mailserver: MailServer) -> None:
-    smtp = clients.smtp_connect(mailserver, "192.0.2.77")
+    smtp = clients.smtp_connect(mailserver, "192.0.2.7")
     try:
         smtp.mail("spammer@example.net")
         code, _ = smtp.rcpt(f"victim@{REMOTE_DOMAIN}")
@@ -207,6 +218,18 @@ def test_queued_mail_can_be_held_and_released(mailserver: MailServer) -> None:
     subprocess.run([*mailserver.postsuper_cmd, "-d", "-"], input="\n".join(ids), text=True, check=True,
                    capture_output=True)
     assert not ids & {m["queue_id"] for m in mailserver.queue()}
+
+
+def test_background_process_is_stopped(background: Callable[..., BackgroundProcess]) -> None:
+    code = "import sys, time; print('ready', flush=True); time.sleep(60)"
+    proc = background([sys.executable, "-c", code], name="sleeper")
+    proc.wait_for_output(r"^ready$|ready")
+    assert proc.running()
+    assert proc.stop() == -signal.SIGTERM
+    assert not proc.running()
+    crash = background([sys.executable, "-c", "raise SystemExit('bad config')"], name="crash")
+    with pytest.raises(RuntimeError, match="bad config"):
+        crash.wait_for_output("never printed", timeout=5)
 
 
 def test_log_rotation_reopens_both_logs(mailserver: MailServer) -> None:

@@ -22,6 +22,11 @@ Rotation kinds handled: rename + create (``mail.log`` -> ``mail.log.1``), ``dela
 once (``mail.log.1.gz``; the old file is still open, so it is read to the end), ``dateext``
 (``mail.log-20261126``), ``copytruncate`` (the rest of the line range is read from the copy), and several
 rotations while acctwatch was stopped (the whole chain newer than the checkpoint is read, oldest first).
+
+Known limit (inherent to ``copytruncate``, which logrotate itself documents as lossy): a truncation is
+recognised by the fingerprint of what was read, so lines of a file of which not one complete line had
+been read yet, copied and truncated before the next poll, are only in the copy and are not read. Use
+rename rotation (``create``) for mail logs; rsyslog/Postfix/Dovecot all reopen their logs on a signal.
 """
 
 from __future__ import annotations
@@ -160,7 +165,7 @@ class FileFollower:
         self.sig_len = 0
         self.ino: tuple[int, int] | None = None
         self._rotated_at: float | None = None
-        self._last_size: tuple[int, float] | None = None
+        self._last_size: tuple[int, int] | None = None
         self._reading_rotated = False  # current tail is a rotated file (finished by the writer)
         self._start(checkpoint, from_start)
 
@@ -248,6 +253,8 @@ class FileFollower:
         for _ in range(16):  # bounded: a few file switches per poll at most
             if self.tail is None and not self._try_open_new():
                 break
+            if not self._reading_rotated and self._truncated():  # before reading: the bytes may be new ones
+                self._copytruncated()
             t = self.tail
             assert t is not None
             got = t.read_lines(limit - len(out))
@@ -298,25 +305,48 @@ class FileFollower:
             rest = t.read_lines(1)  # an unterminated last line of the old file
             if rest:
                 out.append(Line(rest[0], t.filename, t.lineno))
-            self._open(self.path, 0, 0)
+            # rotated more than once since the last poll? read the files between ours and the live one
+            chain = rotated_chain(self.path)
+            ours = self.ino or (-1, -1)
+            idx = next((i for i, n in enumerate(chain) if self._matches(n, self.sig, self.sig_len, 0, ours)), None)
+            self.queue = [(n, 0, 0) for n in chain[idx + 1:]] if idx is not None else []
+            if self.queue:
+                log.warning("%s was rotated more than once since the last poll: reading %s too", self.path,
+                            ", ".join(n for n, _, _ in self.queue))
+                self.queue.append((self.path, 0, 0))
+                name, off, n = self.queue.pop(0)
+                self._open(name, off, n, rotated=True)
+            else:
+                self._open(self.path, 0, 0)
             return True
-        key = (st.st_size, st.st_mtime)
+        return False
+
+    def _truncated(self) -> bool:
+        """The live file (same inode) is shorter than what was read, or starts differently (copytruncate)."""
+        t = self.tail
+        assert t is not None
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return False
+        if (st.st_ino, st.st_dev) != self.ino:
+            return False
+        key = (st.st_size, st.st_mtime_ns)
         if key == self._last_size:
             return False
         self._last_size = key
-        if st.st_size < t.offset or (self.sig_len and fingerprint(self.path, self.sig_len) != self.sig):
-            self._copytruncated()
-            return True
-        return False
+        return st.st_size < t.offset or bool(self.sig_len and fingerprint(self.path, self.sig_len) != self.sig)
 
     def _copytruncated(self) -> None:
         t = self.tail
         assert t is not None
         offset, lineno, sig, sig_len = t.offset, t.lineno, self.sig, self.sig_len
-        for name in reversed(rotated_chain(self.path)):  # newest first: the copy was just made
+        chain = rotated_chain(self.path)
+        for i in range(len(chain) - 1, -1, -1):  # newest first: the copy was just made
+            name = chain[i]
             if self._matches(name, sig, sig_len, offset, (-1, -1)) and sig_len > 0:
                 log.info("%s was truncated (copytruncate): reading the rest from %s", self.path, name)
-                self.queue = [(self.path, 0, 0)]
+                self.queue = [(n, 0, 0) for n in chain[i + 1:]] + [(self.path, 0, 0)]
                 self._open(name, offset, lineno, rotated=True)
                 return
         log.warning("%s was truncated and no rotated copy matches what was read: reading it from the start "

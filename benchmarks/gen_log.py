@@ -7,8 +7,8 @@ bots (fast ones that deserve a per-IP report and slow ones that do not).
 
 Injected compromises (``Truth.expected``):
 
-* ``hop@``: logs in from Berlin, 40 s later from São Paulo (geo hop: ``geo_countries`` + ``impossible_travel``);
-* ``vps@``: a hosting-provider VPS in Germany sends 1500+ recipients in 40 minutes, 40 % bouncing
+* ``hop@``: logs in from Berlin, 40 s later from Sydney (geo hop: ``geo_countries`` + ``impossible_travel``);
+* ``vps@``: one server in Germany sends 1500+ recipients in 40 minutes, 40 % bouncing
   (``send_burst`` + ``bounce_ratio``);
 * ``bf@``: 60 guesses from one address in 4 minutes, then a successful login from it (``bruteforce_success``);
   its address also gets an ``auth_failures_ip`` report, like the fast bots'.
@@ -18,7 +18,7 @@ retries an old password every few minutes from one address for hours before the 
 changes addresses all day inside one carrier.
 
 Addresses come from an *IP plan*: ``"doc"`` uses the documentation ranges (tests map them with their own
-geo database: see :data:`DOC_PLACES`), ``"public"`` uses public prefixes (for the benchmark with the embedded
+geo databases: see :data:`DOC_NETS`), ``"public"`` uses public prefixes (for the benchmark with the embedded
 country database). Same seed, same file.
 
 Usage: ``python -m benchmarks.gen_log OUT [--lines N] [--seed S] [--plan doc|public]``
@@ -39,17 +39,13 @@ MX = "mx"
 LIP = "192.0.2.1"
 DAY = datetime(2026, 11, 26, tzinfo=UTC)
 
-#: role -> (network, country, city, latitude, longitude, accuracy_km, asn, asn org) for the "doc" plan
-DOC_PLACES: dict[str, tuple[str, str, str, float, float, int, int, str]] = {
-    "home": ("198.51.100.0/25", "DE", "Berlin", 52.52, 13.405, 20, 64500, "Example DSL Berlin"),
-    "mobile": ("198.51.100.128/25", "DE", "Munich", 48.137, 11.575, 100, 64501, "Example Mobile DE"),
-    "office": ("192.0.2.0/26", "DE", "Berlin", 52.51, 13.39, 10, 64502, "Example Office Net"),
-    "nyc": ("192.0.2.128/26", "US", "New York", 40.71, -74.0, 10, 64503, "Example Hotel WiFi"),
-    "hop": ("203.0.113.0/26", "BR", "São Paulo", -23.55, -46.63, 20, 64510, "Example Telecom BR"),
-    "vps": ("203.0.113.64/26", "DE", "Nuremberg", 49.45, 11.08, 10, 64511, "Example Hosting DE"),
-    "bf": ("203.0.113.128/26", "VN", "Hanoi", 21.03, 105.85, 50, 64512, "Example Cloud VN"),
-    "bots": ("203.0.113.192/26", "CN", "Beijing", 39.9, 116.4, 50, 64513, "Example Bot Net"),
-    "mta": ("2001:db8:25::/48", "US", "Mountain View", 37.39, -122.08, 10, 64520, "Example Mail Provider"),
+#: role -> network for the "doc" plan. These sit inside the test databases of tests/fixtures/geo
+#: (make_geo_fixtures.py): 192.0.2.0/25 Berlin and 192.0.2.128/25 Munich (both AS3320), 198.51.100.0/24
+#: New York (AS7922), 203.0.113.0/24 Sydney (AS1221), 2001:db8::/33 Paris (AS3215).
+DOC_NETS: dict[str, str] = {
+    "home": "192.0.2.0/26", "office": "192.0.2.64/27", "vps": "192.0.2.96/27", "mobile": "192.0.2.128/25",
+    "nyc": "198.51.100.0/25", "mta": "198.51.100.128/25", "hop": "203.0.113.0/26", "bots": "203.0.113.128/25",
+    "bf": "2001:db8:1::/48",
 }
 #: the same roles on public prefixes (countries per the usual registries; only used for load, not asserted)
 PUBLIC_NETS: dict[str, str] = {
@@ -80,7 +76,7 @@ class _Gen:
 
     # -- addresses ------------------------------------------------------------------------------------
     def ip(self, role: str, k: int) -> str:
-        net = ipaddress.ip_network(DOC_PLACES[role][0] if self.plan == "doc" else PUBLIC_NETS[role])
+        net = ipaddress.ip_network(DOC_NETS[role] if self.plan == "doc" else PUBLIC_NETS[role])
         n = net.num_addresses - 2 if net.version == 4 else 2**32
         return str(net.network_address + 1 + (k * 7919) % n)
 
@@ -272,7 +268,7 @@ def generate(path: str | Path, lines: int = 20_000, seed: int = 1, plan: str = "
     # -- benign look-alikes --------------------------------------------------------------------------
     trav = f"traveller@{DOMAIN}"
     g.imap_login(t0 + 5 * 3600, trav, g.ip("home", 503))
-    g.imap_login(t0 + 5 * 3600 + 1800, trav, g.ip("mobile", 503))
+    g.imap_login(t0 + 5 * 3600 + 3600, trav, g.ip("mobile", 503))
     g.imap_login(t0 + 15 * 3600 + 1800, trav, g.ip("nyc", 7))  # 10 h later, 6400 km away
     g.imap_login(t0 + 18 * 3600, trav, g.ip("nyc", 7))
     phone = f"stalephone@{DOMAIN}"

@@ -272,3 +272,5 @@ def test_notify_config_errors() -> None:
         Notifier(from_dict({"notify": {"user": {"url": "mailto://x"}}}), store)
     with pytest.raises(ConfigError, match="unknown option"):
         Notifier(from_dict({"notify": {"user": {"adresses": {}}}}), store)
+    with pytest.raises(ConfigError, match="operator_config"):
+        Notifier(from_dict({"notify": {"operators": ["json://x"]}}), store)

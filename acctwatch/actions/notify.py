@@ -120,6 +120,10 @@ class DeliveryReport:
 class Notifier:
     def __init__(self, config: Config, store: Store, sender: Sender | None = None) -> None:
         n = config.notify
+        unknown_n = set(n) - {"operator", "operator_config", "retry_base", "retry_max", "user"}
+        if unknown_n:
+            raise ConfigError(f"[notify]: unknown option(s) {', '.join(sorted(unknown_n))}; known: operator, "
+                              "operator_config, retry_base, retry_max, user")
         self.config = config
         self.store = store
         self.sender = sender or apprise_send

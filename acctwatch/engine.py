@@ -154,6 +154,10 @@ class QueueJoin:
             else:
                 break
 
+    def wanted(self, queue_id: str) -> bool:
+        """Whether queue/delivery lines of *queue_id* matter (the parser skips the others unparsed)."""
+        return queue_id in self.table
+
     def queue_ids(self, account: str) -> list[str]:
         return [q for q, e in self.table.items() if e[0] == account]
 

@@ -20,7 +20,7 @@ import os
 import re
 import tomllib
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,9 +73,12 @@ class Pattern:
     origin: str
     priority: int = 0
     int_fields: tuple[str, ...] = ()
+    #: queue/delivery patterns whose line starts with the queue id: skippable when nobody wants that id
+    queue_gated: bool = False
 
     def __post_init__(self) -> None:
         self.int_fields = tuple(k for k in (*self.regex.groupindex, *self.fields) if k in INT_FIELDS)
+        self.queue_gated = self.event in ("queue", "delivery") and self.regex.pattern.startswith("^(?P<queue_id>")
 
 
 def _check_regex(name: str, origin: str, text: str) -> re.Pattern[str]:
@@ -142,6 +145,11 @@ def builtin_pattern_dir() -> Path:
     raise PatternError("acctwatch's own pattern files are missing: reinstall the package")
 
 
+def _minimal(lits: set[str]) -> tuple[str, ...]:
+    """A line containing "authentication fail" contains "auth": only the shortest literals need a search."""
+    return tuple(sorted({lit for lit in lits if not any(o != lit and o in lit for o in lits)}, key=len))
+
+
 class PatternSet:
     """All patterns, indexed by (family, daemon). Later files override earlier ones by name."""
 
@@ -154,10 +162,11 @@ class PatternSet:
         for p in sorted(self.patterns, key=lambda p: -p.priority):
             for prog in p.programs:
                 self.index.setdefault((p.family, prog), []).append(p)
-        lits = {p.prefilter for p in self.patterns}
-        # A line containing "authentication fail" contains "auth": only the shortest literals need a search.
-        lits = {lit for lit in lits if not any(o != lit and o in lit for o in lits)}
-        self.literals = tuple(sorted(lits, key=len))
+        # The hot path only needs the literals of patterns that emit events: a line that could only match
+        # an "ignore" pattern yields nothing either way. ``explain`` (track_unmatched) uses all of them, so
+        # that known-and-ignored lines are not reported as relevant-unmatched.
+        self.literals = _minimal({p.prefilter for p in self.patterns if p.event != "ignore"})
+        self.all_literals = _minimal({p.prefilter for p in self.patterns})
 
     @classmethod
     def load(cls, extra_dirs: Iterable[str | os.PathLike[str]] = (), builtin: bool = True) -> PatternSet:
@@ -189,6 +198,7 @@ class ParseStats:
     other_program: int = 0
     unmatched: int = 0  # right daemon and literal, but no pattern matched
     ignored: int = 0  # matched an "ignore" pattern: known, deliberately not an event
+    unwanted_queue: int = 0  # queue/delivery lines of mail nobody authenticated (skipped by queue_filter)
     events: Counter[str] = field(default_factory=Counter)
     hits: Counter[str] = field(default_factory=Counter)
     relevant_unmatched: int = 0
@@ -204,6 +214,7 @@ class ParseStats:
             "invalid_utf8": self.invalid_utf8, "too_long": self.too_long, "no_header": self.no_header,
             "bad_time": self.bad_time, "bad_field": self.bad_field, "prefiltered": self.prefiltered,
             "other_program": self.other_program, "unmatched": self.unmatched, "ignored": self.ignored,
+            "unwanted_queue": self.unwanted_queue,
             "events": dict(self.events), "hits": dict(self.hits),
             "relevant_unmatched": self.relevant_unmatched, "relevant_no_header": self.relevant_no_header,
             "internal_errors": self.internal_errors,
@@ -303,13 +314,17 @@ class LineParser:
     """Stateful per-source parser (the clock keeps the year across lines)."""
 
     def __init__(self, patterns: PatternSet, clock: Clock | None = None, source: str = "",
-                 track_unmatched: bool = False) -> None:
+                 track_unmatched: bool = False, queue_filter: Callable[[str], bool] | None = None) -> None:
+        """*queue_filter*, when given, says whether a Postfix queue id matters (the engine's queue join
+        knows the ids of authenticated submissions): queue and delivery lines of other ids (inbound mail,
+        most of a busy log) are then counted in ``stats.unwanted_queue`` and skipped before any regex."""
+        self.queue_filter = queue_filter
         self.patterns = patterns
         self.clock = clock or Clock()
         self.source = source
         self.track_unmatched = track_unmatched
         self.stats = ParseStats()
-        self._literals = patterns.literals
+        self._literals = patterns.all_literals if track_unmatched else patterns.literals
 
     def parse_bytes(self, raw: bytes, lineno: int) -> Event | None:
         if len(raw) > MAX_LINE:
@@ -369,9 +384,13 @@ class LineParser:
             st.other_program += 1
             return None
         family, daemon, hint, msg = cls
+        qf = self.queue_filter
         for pat in self.patterns.for_program(family, daemon):
             if pat.prefilter not in msg:
                 continue
+            if qf is not None and pat.queue_gated and not qf(msg[:msg.find(":")]):
+                st.unwanted_queue += 1
+                return None
             m = pat.regex.match(msg)
             if m is None:
                 continue
@@ -484,7 +503,7 @@ def run_examples(patterns: PatternSet) -> list[ExampleResult]:
     results = []
     for pat in patterns.patterns:
         for ex in pat.examples:
-            parser = LineParser(patterns, Clock(zone="UTC", year=2026))
+            parser = LineParser(patterns, Clock(zone="UTC", year=2026), track_unmatched=True)
             try:
                 ev = parser.parse(ex.line, 1)
             except Exception as exc:  # a crash is a failed example, reported, never hidden

@@ -105,3 +105,4 @@ def expand(paths: Iterable[str | Path]) -> list[str]:
             raise SourceError(f"{p} is a directory: give the log files (e.g. {p}/mail.log*)")
         out.append(p)
     return out
+

@@ -315,3 +315,16 @@ def test_engine_hook_end_to_end_and_reprocessing(env: Env) -> None:
     run()  # the same lines again (e.g. after a crash before the checkpoint)
     assert len(env.store.outbox_rows()) == 2 and len(env.summaries()) == 2
     assert env.calls() == [["lock", "alice@example.org"], ["lock", "u1@example.org"]]
+
+
+def test_account_reenabled_outside_acctwatch_can_be_locked_again(env: Env) -> None:
+    r = Responder(env.config(), env.store)
+    r(inc(), True)
+    with env.users.begin() as conn:  # the admin re-enables it in the mail admin panel
+        conn.execute(sa.text("UPDATE users SET active = 1 WHERE email = 'alice@example.org'"))
+    d = r(inc(minutes=120), True)
+    assert d is not None and d.outcome == "locked"
+    assert env.active("alice@example.org") == 0
+    assert env.store.get_lock("alice@example.org")["backends"]["sql"] == {"previous": 1}
+    assert any("stale lock record" in a["detail"] for a in env.store.audit_rows())
+    assert len(env.store.outbox_rows()) == 2

@@ -181,6 +181,8 @@ class Responder:
         lock_key = acct if acct is not None else f"incident:{incident.id}"
         d = Decision(incident.id, acct, level, "alert", self.dry_run, names)
         existing = store.get_lock(lock_key)
+        if existing is not None and level != "notify" and not self.dry_run and self._stale(existing, lock_key):
+            existing = None
         if level == "notify" or not names:
             d.outcome = "alert"
             if level != "notify":
@@ -205,6 +207,32 @@ class Responder:
             self._run_backends(d, incident, lock_key, existing, actor="acctwatch", reason=incident.summary)
         self._record(d, incident)
         return d
+
+    def _stale(self, existing: dict[str, Any], account: str) -> bool:
+        """True when a backend that can tell says the account is no longer locked (re-enabled by hand, e.g. in
+        an admin panel, instead of ``acctwatch unlock``): the lock record is then dropped (kept in the audit)
+        so that the account can be locked again."""
+        assert self.store is not None
+        for name, st in existing["backends"].items():
+            if st.get("was_locked"):
+                continue
+            try:
+                lk = self.locker(name)
+                if lk.kind not in ("sql", "passwd"):
+                    continue
+                now = lk.status(account)
+            except Exception:
+                continue
+            if now.get("locked") is False:
+                with self.store.begin() as conn:
+                    self.store.audit(conn, action="lock", result="skipped", account=account, backend=name,
+                                     incident_id=existing["incident_id"],
+                                     detail="stale lock record dropped: the account was re-enabled outside "
+                                            f"acctwatch ({now.get('detail', '')}); record was "
+                                            + json.dumps(existing["backends"], default=str))
+                    self.store.delete_lock(conn, account)
+                return True
+        return False
 
     def _breaker(self, incident: Any) -> bool:
         assert self.store is not None

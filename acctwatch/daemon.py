@@ -237,7 +237,11 @@ class Daemon:
                 f"from the checkpoint (line {f.position()['lineno']})"
             log.info("following %s %s", path, where)
             self.sources.append(_Src(key, f, self._parser(path), len(self.sources)))
-            self._committed[key] = f.position() if cp is None else cp
+            if cp is None:  # record where this first start began, before reading anything: a crash
+                cp = f.position()  # before the first batch must not turn the next start into a "first" one
+                with self.store.begin() as conn:
+                    self.store.set_checkpoint(conn, key, cp)
+            self._committed[key] = cp
         if s.journald:
             key = self._key("journald", "+".join(s.journald_units + s.journald_identifiers))
             if key not in have:
@@ -248,7 +252,8 @@ class Daemon:
                 log.info("following the journal (%s) %s", " ".join(j.matches) or "all",
                          "after the checkpoint" if cp else ("from the start" if self.from_start else "from now"))
                 self.sources.append(_Src(key, j, self._parser("journald"), len(self.sources)))
-                self._committed[key] = cp or {}
+                if cp is not None:
+                    self._committed[key] = cp
 
     def _log_incident(self, inc: Incident, new: bool) -> None:
         self._batch_incidents[inc.id] = inc

@@ -60,9 +60,13 @@ def make_log(n: int, seed: int = 1, attack_every: int = 7) -> list[list[str]]:
     rnd = random.Random(seed)
     out: list[list[str]] = []
     ts = T0
+    prev = ""
     for i in range(n):
         ts += timedelta(seconds=61)
-        acct = f"user{rnd.randrange(40)}@example.org"
+        acct = prev
+        while acct == prev:  # consecutive groups never share an account: windows stay inside a group
+            acct = f"user{rnd.randrange(40)}@example.org"
+        prev = acct
         if i % attack_every == attack_every - 1:
             out.append([login_line(ts, acct, f"192.0.2.{rnd.randrange(1, 250)}"),
                         login_line(ts + timedelta(seconds=5), acct, f"198.51.100.{rnd.randrange(1, 250)}")])

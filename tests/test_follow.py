@@ -84,7 +84,7 @@ def test_rotation_while_appending_with_restarts(tmp_path: Path, kind: str, seed:
     f = FileFollower(str(path), from_start=True, rotate_grace=0)
     got: list[bytes] = []
     restarts = 0
-    for step in range(400):
+    for _step in range(400):
         w.write(rnd)
         if rnd.random() < 0.03:
             # copytruncate of a file of which nothing was read yet cannot be told from growth (documented)

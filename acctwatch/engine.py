@@ -186,6 +186,13 @@ class Engine:
         if store is not None:
             self._load(store)
 
+    def wanted_kinds(self) -> frozenset[str]:
+        """Event kinds the detectors consume (plus what the queue join needs): the parser skips the rest."""
+        kinds = set(self.by_kind)
+        if kinds & {"queue", "delivery"}:
+            kinds.add("message")
+        return frozenset(kinds)
+
     def _load(self, store: Store) -> None:
         states = store.load_state()
         for d in self.detectors:

@@ -57,6 +57,15 @@ YMD_RE = re.compile(
 )
 # docker compose logs: "service_1  | <a syslog line>"
 COMPOSE_PREFIX_RE = re.compile(r"[A-Za-z0-9][\w.-]* *\| (?=\S)")
+# Fast paths for the common shapes (timestamp, host, program[pid]: message); the full regexes above decide
+# everything else. The timestamp text is validated later by the Clock, only for lines a pattern took.
+_FAST_RFC3339 = re.compile(
+    r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?(?:Z|[+-]\d\d:?\d\d)?) ([^\s:]+) "
+    r"([^\s\[\]:()<>]+)(?:\[(\d+)\])?: (.*)\Z", re.DOTALL)
+_FAST_BSD = re.compile(
+    r"((?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [ 0-3]?\d \d\d:\d\d:\d\d(?:\.\d{1,9})?) "
+    r"([^\s:]+) ([^\s\[\]:()<>]+)(?:\[(\d+)\])?: (.*)\Z", re.DOTALL)
+_make = tuple.__new__
 TAI64N_RE = re.compile(r"@(?P<ts>[0-9a-f]{24}) +" + _PROG + r": ?(?P<msg>.*)\Z", re.DOTALL)
 
 
@@ -74,6 +83,16 @@ def split_header(line: str) -> Header | None:
     if not line:
         return None
     c = line[0]
+    if c.isdigit():
+        m = _FAST_RFC3339.match(line)
+        if m is not None:
+            ts, host, prog, pid, msg = m.groups()
+            return _make(Header, ("rfc3339", ts, host, prog, int(pid) if pid else None, msg))
+    elif c in "JFMASOND":
+        m = _FAST_BSD.match(line)
+        if m is not None:
+            ts, host, prog, pid, msg = m.groups()
+            return _make(Header, ("bsd", ts, host, prog, int(pid) if pid else None, msg))
     if c == "{":
         return _journal(line)
     if c == "@":

@@ -50,6 +50,9 @@ _DOVECOT_SUB_RE = re.compile(r"([a-z][a-z0-9-]*)(?:\([^()\s]*\))?(?:<[^<>\s]*>){
 _LEVELS = ("Info: ", "Warning: ", "Error: ", "Fatal: ", "Panic: ", "Debug: ", "Warn: ")
 
 
+AUTH_PROCESSES = frozenset({"auth", "auth-worker"})
+
+
 class PatternError(ValueError):
     """A pattern file is invalid; the message says which file, which pattern and what to fix."""
 
@@ -165,7 +168,9 @@ class PatternSet:
         # The hot path only needs the literals of patterns that emit events: a line that could only match
         # an "ignore" pattern yields nothing either way. ``explain`` (track_unmatched) uses all of them, so
         # that known-and-ignored lines are not reported as relevant-unmatched.
-        self.literals = _minimal({p.prefilter for p in self.patterns if p.event != "ignore"})
+        # Patterns that only apply to Dovecot's auth processes have lines that contain "auth" (the process
+        # name): one cheap gate literal instead of one per message shape.
+        self.literals = self.literals_for(None)
         self.all_literals = _minimal({p.prefilter for p in self.patterns})
 
     @classmethod
@@ -179,6 +184,17 @@ class PatternSet:
             for f in sorted(d.glob("*.toml")):
                 pats.extend(_load_file(f, str(f)))
         return cls(pats)
+
+    def literals_for(self, kinds: frozenset[str] | None) -> tuple[str, ...]:
+        """Prefilter literals of the patterns that emit events of *kinds* (all kinds: None)."""
+        return _minimal({"auth" if set(p.programs) <= AUTH_PROCESSES else p.prefilter
+                         for p in self.patterns if p.event != "ignore" and (kinds is None or p.event in kinds)})
+
+    def index_for(self, kinds: frozenset[str] | None) -> dict[tuple[str, str], list[Pattern]]:
+        """The (family, daemon) index restricted to patterns of *kinds* (and the ignore patterns)."""
+        if kinds is None:
+            return self.index
+        return {k: [p for p in v if p.event == "ignore" or p.event in kinds] for k, v in self.index.items()}
 
     def for_program(self, family: str, daemon: str) -> list[Pattern]:
         return self.index.get((family, daemon), [])
@@ -314,19 +330,28 @@ class LineParser:
     """Stateful per-source parser (the clock keeps the year across lines)."""
 
     def __init__(self, patterns: PatternSet, clock: Clock | None = None, source: str = "",
-                 track_unmatched: bool = False, queue_filter: Callable[[str], bool] | None = None) -> None:
+                 track_unmatched: bool = False, queue_filter: Callable[[str], bool] | None = None,
+                 kinds: Iterable[str] | None = None) -> None:
         """*queue_filter*, when given, says whether a Postfix queue id matters (the engine's queue join
         knows the ids of authenticated submissions): queue and delivery lines of other ids (inbound mail,
-        most of a busy log) are then counted in ``stats.unwanted_queue`` and skipped before any regex."""
+        most of a busy log) are then counted in ``stats.unwanted_queue`` and skipped before any regex.
+        *kinds*, when given, limits parsing to the event kinds somebody consumes (the engine's detectors):
+        lines that could only give other kinds are dropped by the prefilter."""
         self.queue_filter = queue_filter
         self.patterns = patterns
         self.clock = clock or Clock()
         self.source = source
         self.track_unmatched = track_unmatched
         self.stats = ParseStats()
-        self._literals = patterns.all_literals if track_unmatched else patterns.literals
+        self.kinds = frozenset(kinds) if kinds is not None and not track_unmatched else None
+        if track_unmatched:
+            self._literals = patterns.all_literals
+        else:
+            self._literals = patterns.literals_for(self.kinds)
+        self._index = patterns.index_for(self.kinds)
 
     def parse_bytes(self, raw: bytes, lineno: int) -> Event | None:
+        # (decoding first is faster than a bytes prefilter: str.__contains__ is ~3x faster than bytes')
         if len(raw) > MAX_LINE:
             self.stats.too_long += 1
             raw = raw[:MAX_LINE]
@@ -385,7 +410,7 @@ class LineParser:
             return None
         family, daemon, hint, msg = cls
         qf = self.queue_filter
-        for pat in self.patterns.for_program(family, daemon):
+        for pat in self._index.get((family, daemon), ()):
             if pat.prefilter not in msg:
                 continue
             if qf is not None and pat.queue_gated and not qf(msg[:msg.find(":")]):

@@ -45,11 +45,12 @@ def _dir(name: str) -> str:
 def _chain_events(names: list[str], patterns: PatternSet, zone: str, year: int | None,
                   stats: list[ParseStats], progress: Callable[[int], None] | None,
                   since: datetime | None, until: datetime | None,
-                  queue_filter: Callable[[str], bool] | None = None) -> Iterator[Event]:
+                  queue_filter: Callable[[str], bool] | None = None,
+                  kinds: frozenset[str] | None = None) -> Iterator[Event]:
     for name in names:
         info = describe(name)
         parser = LineParser(patterns, Clock(zone=zone, year=year, reference=info.mtime), source=name,
-                            queue_filter=queue_filter)
+                            queue_filter=queue_filter, kinds=kinds)
         stats.append(parser.stats)
         n = 0
         nbytes = 0
@@ -75,7 +76,8 @@ def replay(engine: Engine, files: list[str], patterns: PatternSet, zone: str = "
            year: int | None = None, since: datetime | None = None, until: datetime | None = None,
            progress: Callable[[int], None] | None = None, flush_every: int = 50_000) -> ReplayResult:
     stats: list[ParseStats] = []
-    streams = [_chain_events(c, patterns, zone, year, stats, progress, since, until, engine.join.wanted)
+    kinds = engine.wanted_kinds()
+    streams = [_chain_events(c, patterns, zone, year, stats, progress, since, until, engine.join.wanted, kinds)
                for c in chains(files)]
     if engine.store is not None:  # fail2ban bans recorded by `acctwatch report-ban` (first: a tie is a ban)
         from .sources.bans import ban_events, has_bans

@@ -34,7 +34,7 @@ def day(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Truth]:
 def _lib(log: Path, cfg: Path) -> list[dict[str, Any]]:
     conf = load(cfg)
     res = replay(build_engine(conf, None), [str(log)], PatternSet.load(), zone="UTC")
-    assert res.lines > 15_000 and res.events > 5_000
+    assert res.lines > 15_000 and res.events > 4_000  # rejects are not parsed: no detector consumes them
     return [i.to_dict() for i in res.incidents]
 
 

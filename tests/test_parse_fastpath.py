@@ -1,0 +1,62 @@
+"""The parser's demand-driven fast paths give the same events as the full parser, only fewer of them."""
+
+from __future__ import annotations
+
+from acctwatch.headers import Clock, split_header
+from acctwatch.parsing import LineParser, PatternSet
+
+PS = PatternSet.load()
+LINES = [
+    "Nov 26 07:11:57 mx postfix/submission/smtpd[1]: 4ABCD12345: client=h[198.51.100.7], sasl_method=PLAIN, "
+    "sasl_username=alice@example.org",
+    "Nov 26 07:11:58 mx postfix/qmgr[2]: 4ABCD12345: from=<alice@example.org>, size=900, nrcpt=2 (queue active)",
+    "Nov 26 07:11:58 mx postfix/qmgr[2]: 4FFFF00000: from=<spam@example.net>, size=900, nrcpt=1 (queue active)",
+    "Nov 26 07:11:59 mx postfix/smtp[3]: 4ABCD12345: to=<x@example.net>, relay=r[192.0.2.9]:25, delay=1, "
+    "delays=0/0/0/1, dsn=2.0.0, status=sent (250 ok)",
+    "Nov 26 07:11:59 mx postfix/lmtp[3]: 4FFFF00000: to=<u@example.org>, relay=l[private/dovecot-lmtp], delay=1, "
+    "delays=0/0/0/1, dsn=2.0.0, status=sent (250 ok)",
+    "Nov 26 07:12:00 mx postfix/smtpd[4]: NOQUEUE: reject: RCPT from u[203.0.113.4]: 554 5.7.1 <x@example.org>: "
+    "Relay access denied; from=<a@b.example> to=<x@example.org> proto=ESMTP helo=<u>",
+    "Nov 26 07:12:01 mx dovecot: imap-login: Login: user=<bob@example.org>, method=PLAIN, rip=203.0.113.9, "
+    "lip=192.0.2.1, mpid=4242, TLS, session=<abc>",
+]
+
+
+def kinds_of(parser: LineParser) -> list[str]:
+    return [ev.kind for n, line in enumerate(LINES, 1) if (ev := parser.parse(line, n)) is not None]
+
+
+def test_full_parser_sees_everything() -> None:
+    assert kinds_of(LineParser(PS, Clock(zone="UTC", year=2026))) == [
+        "message", "queue", "queue", "delivery", "delivery", "reject", "login"]
+
+
+def test_queue_filter_skips_mail_nobody_authenticated() -> None:
+    wanted = {"4ABCD12345"}
+    p = LineParser(PS, Clock(zone="UTC", year=2026), queue_filter=wanted.__contains__)
+    assert kinds_of(p) == ["message", "queue", "delivery", "reject", "login"]
+    assert p.stats.unwanted_queue == 2
+
+
+def test_kinds_limit_parsing_to_what_detectors_use() -> None:
+    p = LineParser(PS, Clock(zone="UTC", year=2026), kinds={"login", "message"})
+    assert kinds_of(p) == ["message", "login"]
+    assert p.stats.lines == len(LINES) and not p.stats.internal_errors
+    # explain mode ignores the restriction: it must show everything
+    p = LineParser(PS, Clock(zone="UTC", year=2026), kinds={"login"}, track_unmatched=True)
+    assert len(kinds_of(p)) == 7
+
+
+def test_fast_header_path_agrees_with_the_full_regexes() -> None:
+    from acctwatch import headers
+
+    for line in [*LINES, "2026-11-26T07:11:57.123+01:00 mx dovecot[12]: imap-login: Login: user=<a>, method=X, "
+                 "rip=192.0.2.1, lip=192.0.2.2"]:
+        fast = split_header(line)
+        m = (headers.BSD_RE if line[0].isalpha() else headers.RFC3339_RE).match(line)
+        assert fast is not None and m is not None
+        assert (fast.ts, fast.host, fast.program, fast.pid, fast.msg) == (
+            m["ts"], m["host"], m["prog"], int(m["pid"]) if m["pid"] else None, m["msg"])
+    # host-less Dovecot log_path lines take the full path and keep their program
+    h = split_header("Nov 26 07:46:00 imap-login: Info: Login: user=<a>, method=PLAIN, rip=192.0.2.1, lip=::1")
+    assert h is not None and h.host is None and h.program == "imap-login"

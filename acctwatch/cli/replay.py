@@ -67,10 +67,6 @@ def cli(files: tuple[str, ...], config_path: str | None, db: str | None, geoip_d
             engine.hooks.append(DecisionLog.from_config(cfg, path=decision_log, state=""))  # type: ignore[arg-type]
     except (ConfigError, PatternError, SourceError) as exc:
         raise click.ClickException(str(exc)) from exc
-    geo = engine.geo
-    if getattr(geo, "is_embedded", False) and not (jsonl or as_json):
-        click.echo("Note: using the embedded country-level GeoIP database (see `acctwatch geoip info`); "
-                   "configure a City database for precise travel checks.", err=True)
     total_bytes = sum(i.size or 0 for i in infos)
     bar = Progress(total_bytes or None, "Replaying", enabled=None if not (jsonl or as_json) else False)
     try:

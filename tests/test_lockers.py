@@ -247,6 +247,19 @@ def test_doveadm_kicks_and_flushes(fake: Any) -> None:
     assert f.argvs()[-1][-4:] == ["auth", "cache", "flush", "alice@example.org"]
 
 
+def test_doveadm_kick_detail_reads_well(fake: Any) -> None:
+    """Real doveadm 2.3 output (seen in tests/e2e): exit 0 prints the user before its heading, exit 68 when
+    there was no session; the alert says what happened in plain words instead."""
+    f = fake("doveadm")
+    lk = build("doveadm", cfg({"doveadm": {"doveadm": [str(f.path)]}}))
+    f.set("alice@example.org kicked connections from the following users:\n\n", 0)
+    r = lk.lock("alice@example.org", incident())
+    assert r.ok and r.detail == "open IMAP/POP3 sessions ended (doveadm kick)"
+    f.set("no users kicked\n", 68)
+    r = lk.lock("alice@example.org", incident())
+    assert r.ok and r.detail == "no open IMAP/POP3 session to end (doveadm kick exit 68: no users kicked)"
+
+
 def test_doveadm_failure_and_missing_program_are_reported(fake: Any) -> None:
     f = fake("doveadm")
     f.set("Fatal: Error reading configuration", 89)

@@ -41,8 +41,12 @@ class DoveadmLocker(Locker):
             notes.append(msg)
         if self.options["kick"]:
             code, out = self.run([*self.argv_option("doveadm"), "kick", account])
-            if code in self.options["ok_exit_codes"]:
-                notes.append(f"sessions kicked{': ' + out if out else ''}")
+            if code == 0:
+                # doveadm's own text ("USER kicked connections from the following users:") reads garbled
+                notes.append("open IMAP/POP3 sessions ended (doveadm kick)")
+            elif code in self.options["ok_exit_codes"]:
+                notes.append(f"no open IMAP/POP3 session to end (doveadm kick exit {code}"
+                             f"{': ' + ' '.join(out.split()) if out else ''})")
             else:
                 ok = False
                 notes.append(f"doveadm kick failed (exit {code}): {out}")

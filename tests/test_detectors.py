@@ -198,6 +198,9 @@ def test_send_burst_recipients_per_hour(rcpts: int, fires: bool) -> None:
         inc = incs[0]
         assert inc.action == "hold" and inc.evidence["recipients_last_hour"] == 501
         assert "501 recipients in the last hour (limit 500)" in inc.summary and inc.ips == ["203.0.113.5"]
+        # messages and recipients per IP counted apart (they once added up to recipients + messages)
+        n_msgs = rcpts // 50 + (1 if rcpts % 50 else 0)
+        assert inc.evidence["ips"] == [{"ip": "203.0.113.5", "messages": n_msgs, "recipients": 501}]
 
 
 @pytest.mark.parametrize(("rcpts", "fires"), [(1000, False), (1001, True)])

@@ -106,17 +106,22 @@ class SendBurst(Detector):
 
     def _finding(self, acct: str, ev: Event, a: _Acct, over: dict[str, tuple[int, int]]) -> Finding:
         win = a.hour if any(k.endswith("_hour") for k in over) else a.day
-        ips: dict[str, int] = {}
+        # messages and recipients are separate events (smtpd/cleanup vs qmgr): count each per IP, rank by
+        # recipients, then messages (adding them up would count every message once more than it had recipients)
+        msgs: dict[str, int] = {}
+        rcpts: dict[str, int] = {}
         for _t, m, r, ip in win.items:
             if ip:
-                ips[ip] = ips.get(ip, 0) + max(m, r)
+                msgs[ip] = msgs.get(ip, 0) + m
+                rcpts[ip] = rcpts.get(ip, 0) + r
+        ips = {ip: (rcpts[ip], msgs[ip]) for ip in msgs}
         first_t = win.items[0][0]
         first = datetime.fromtimestamp(first_t, tz=ev.ts.tzinfo)
         parts = []
         for k, (v, lim) in over.items():
             what, _, per = k.partition("_per_")
             parts.append(f"{v} {what} in the last {per} (limit {lim})")
-        top = sorted(ips.items(), key=lambda kv: (-kv[1], kv[0]))
+        top = sorted(ips.items(), key=lambda kv: (-kv[1][0], -kv[1][1], kv[0]))
         src = ""
         if top:
             src = f" from {top[0][0]}"
@@ -128,7 +133,7 @@ class SendBurst(Detector):
             "messages_last_day": a.day.m, "recipients_last_day": a.day.r,
             "limits": {k: lim for k, (_v, lim) in over.items()},
             "first_in_window": iso(first), "last": iso(ev.ts),
-            "ips": [{"ip": ip, "count": n} for ip, n in top[:10]],
+            "ips": [{"ip": ip, "messages": m, "recipients": r} for ip, (r, m) in top[:10]],
             "last_event": geo_brief(ev),
         }
         return Finding(self.name, acct, ev.ts, first, summary, evidence, [ip for ip, _ in top[:20]])

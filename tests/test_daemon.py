@@ -61,6 +61,25 @@ def daemon(cfg_path: Path, db: str, **kw: Any) -> Daemon:
     return Daemon(cfg, store, config_path=cfg_path, geo=FakeGeo(), **kw)
 
 
+def checkpoint(db: str, log: Path) -> dict[str, Any]:
+    if not Path(db.removeprefix("sqlite:///")).exists():
+        return {}
+    s = Store(db)
+    try:
+        return s.get_checkpoint(f"test:file:{log}") or {}
+    finally:
+        s.close()
+
+
+def wait_started(db: str, log: Path, timeout: float = 30) -> None:
+    """Until the daemon has recorded its first position (it is then past start-up, signals installed)."""
+    deadline = time.monotonic() + timeout
+    while not checkpoint(db, log):
+        assert time.monotonic() < deadline, "acctwatch run did not start"
+        time.sleep(0.05)
+    time.sleep(0.2)
+
+
 def write_groups(path: Path, groups: list[list[str]]) -> None:
     with open(path, "ab") as fh:
         for g in groups:
@@ -135,10 +154,7 @@ def test_kill_9_at_random_points_loses_and_repeats_nothing(tmp_path: Path) -> No
     i = 0
     rotated = False
     proc = spawn("run", "-c", str(cfg), "--db", db, "--from-start")
-    deadline = time.monotonic() + 20
-    while not (tmp_path / "s.db").exists() or not Store(db).get_checkpoint(f"test:file:{log}"):
-        assert time.monotonic() < deadline, "the first start never recorded its position"
-        time.sleep(0.05)  # the first start must happen before the file is rotated (else it is a new file)
+    wait_started(db, log)  # the first start must happen before the file is rotated (else it is a new file)
     try:
         while i < len(groups):
             n = rnd.randrange(1, 25)
@@ -155,7 +171,10 @@ def test_kill_9_at_random_points_loses_and_repeats_nothing(tmp_path: Path) -> No
                 kills += 1
                 # --from-start only applies to a source without a checkpoint (killed before the first commit)
                 proc = spawn("run", "-c", str(cfg), "--db", db, "--from-start")
-        time.sleep(1.5)
+        deadline = time.monotonic() + 30  # the last one catches up (slow machines: start-up takes a while)
+        while checkpoint(db, log).get("offset") != log.stat().st_size:
+            assert time.monotonic() < deadline, "the last run did not catch up"
+            time.sleep(0.1)
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=20)
         assert proc.returncode == 0, err
@@ -185,9 +204,12 @@ def test_sigterm_finishes_the_batch_and_exits_0(tmp_path: Path) -> None:
     cfg = write_config(tmp_path / "c.toml", [str(log)])
     db = f"sqlite:///{tmp_path / 's.db'}"
     proc = spawn("run", "-c", str(cfg), "--db", db)
-    time.sleep(1.0)
+    wait_started(db, log)
     write_groups(log, make_log(21))
-    time.sleep(0.5)
+    deadline = time.monotonic() + 30
+    while checkpoint(db, log).get("offset") != log.stat().st_size:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
@@ -223,8 +245,9 @@ def test_sighup_signal_in_a_subprocess(tmp_path: Path) -> None:
     log = tmp_path / "mail.log"
     log.write_bytes(b"")
     cfg = write_config(tmp_path / "c.toml", [str(log)])
-    proc = spawn("run", "-c", str(cfg), "--db", f"sqlite:///{tmp_path / 's.db'}")
-    time.sleep(1.0)
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    proc = spawn("run", "-c", str(cfg), "--db", db)
+    wait_started(db, log)
     proc.send_signal(signal.SIGHUP)
     time.sleep(0.5)
     proc.send_signal(signal.SIGTERM)

@@ -75,6 +75,8 @@ class IncidentTracker:
     def __init__(self, cooldown: float) -> None:
         self.cooldown = cooldown
         self.open: dict[tuple[str | None, str], Incident] = {}
+        #: account -> when an operator last unlocked it (``acctwatch unlock``, from the audit trail)
+        self.unlocked: dict[str, datetime] = {}
 
     @staticmethod
     def subject(account: str | None, ips: list[str]) -> str | None:
@@ -87,7 +89,8 @@ class IncidentTracker:
         subject = self.subject(f.account, f.ips)
         key = (subject, f.detector)
         cur = self.open.get(key)
-        if cur is not None and (f.ts - cur.last_seen).total_seconds() <= self.cooldown:
+        if cur is not None and (f.ts - cur.last_seen).total_seconds() <= self.cooldown and not self._after_unlock(
+                cur, f):
             if f.ts > cur.last_seen:
                 cur.last_seen = f.ts
             cur.summary = f.summary
@@ -99,6 +102,16 @@ class IncidentTracker:
                        f.first_seen, f.ts, f.summary, f.evidence, list(dict.fromkeys(f.ips)))
         self.open[key] = inc
         return inc, True
+
+    def _after_unlock(self, cur: Incident, f: Finding) -> bool:
+        """An operator unlocked the account after this incident began, and all of the new finding's evidence
+        is newer than the unlock: the attacker is back (the password was not changed), so this is a new
+        incident, acted on again. Evidence that still reaches back before the unlock (e.g. a window holding
+        the attacker's old login next to the owner's new one) stays part of the old, handled incident."""
+        if f.account is None:
+            return False
+        u = self.unlocked.get(f.account)
+        return u is not None and u > cur.first_seen and f.first_seen > u
 
     def restore(self, incidents: Iterable[Incident]) -> None:
         for inc in incidents:
@@ -183,6 +196,7 @@ class Engine:
         self.last_event_time: datetime | None = None
         self.incidents: dict[str, Incident] = {}
         self._dirty: dict[str, Incident] = {}
+        self._unlock_seen = 0
         if store is not None:
             self._load(store)
 
@@ -202,6 +216,26 @@ class Engine:
                 except Exception as exc:  # a corrupt state must not stop detection
                     log.warning("ignoring saved state of detector %s: %s", d.name, exc)
         self.tracker.restore(Incident.from_row(r) for r in store.incidents(status="open"))
+        self.refresh_unlocks()
+
+    def refresh_unlocks(self) -> None:
+        """Learn about ``acctwatch unlock`` runs (another process) from the audit trail, incrementally."""
+        if self.store is None:
+            return
+        import sqlalchemy as sa
+
+        from .store import audit
+
+        q = (sa.select(audit.c.id, audit.c.account, audit.c.ts)
+             .where((audit.c.id > self._unlock_seen) & (audit.c.action == "unlock") & audit.c.backend.is_(None))
+             .order_by(audit.c.id))
+        with self.store.engine.connect() as conn:
+            for row in conn.execute(q):
+                self._unlock_seen = row.id
+                if row.account:
+                    prev = self.tracker.unlocked.get(row.account)
+                    if prev is None or row.ts > prev:
+                        self.tracker.unlocked[row.account] = row.ts
 
     def process(self, ev: Event) -> list[Incident]:
         self.events += 1
@@ -242,6 +276,7 @@ class Engine:
         if self.store is None:
             self._dirty.clear()
             return
+        self.refresh_unlocks()
         with self.store.begin() as conn:
             for inc in self._dirty.values():
                 self.store.upsert_incident(conn, inc.row())

@@ -233,3 +233,21 @@ def test_detectors_unknown_option_is_an_error() -> None:
     with pytest.raises(ConfigError, match="unknown detector"):
         engine({"detectors": {"nope": {}}})
     assert ImpossibleTravel({}, Context(from_dict({}))).policy == "lock"
+
+
+def test_attacker_back_after_unlock_is_a_new_incident(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """After `acctwatch unlock`, the old attack's evidence does not re-lock the owner, but an attack whose
+    evidence is entirely newer than the unlock is a new incident (acted on again)."""
+    st = Store(f"sqlite:///{tmp_path}/s.db")
+    eng = engine(store=st)
+    first = run(eng, [login("a@x", "192.0.2.1", 0), login("a@x", "198.51.100.1", 10)])
+    old = {i.id for i in first if i.detector == "geo_countries"}
+    with st.begin() as conn:  # what the unlock command records (its final, backend-less audit row)
+        st.audit(conn, action="unlock", result="ok", account="a@x", ts=T0 + timedelta(seconds=20), actor="root")
+    # the owner logs in from home 10 s after the unlock: the window still holds the attacker's US login
+    again = run(eng, [login("a@x", "192.0.2.1", 30)])
+    assert {i.id for i in again if i.detector == "geo_countries"} <= old
+    # ten minutes later the attacker is back: all the evidence is newer than the unlock
+    back = run(eng, [login("a@x", "198.51.100.1", 600), login("a@x", "192.0.2.1", 610)])
+    new = {i.id for i in back if i.detector == "geo_countries"}
+    assert new and not (new & old)

@@ -194,7 +194,8 @@ class Daemon:
         self.once = once
         self.patterns = patterns if patterns is not None else PatternSet.load(config.patterns_dirs)
         if engine is None:
-            engine = Engine(config, store=store, geo=geo if geo is not None else open_geo_or_none(config))
+            engine = Engine(config, store=store, geo=geo if geo is not None else open_geo_or_none(config),
+                            scope=self.settings.instance)
         self.engine = engine
         self.respond = respond
         self.responder: Any = None

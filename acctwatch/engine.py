@@ -180,8 +180,9 @@ IncidentHook = Callable[[Incident, bool], None]
 
 class Engine:
     def __init__(self, config: Config, store: Store | None = None, geo: Any = None,
-                 detectors: list[Detector] | None = None) -> None:
+                 detectors: list[Detector] | None = None, scope: str = "") -> None:
         self.config = config
+        self.scope = scope  # keyed detector state belongs to this instance
         self.store = store
         self.geo = geo
         self.detectors = detectors if detectors is not None else build(config)
@@ -215,6 +216,13 @@ class Engine:
                     d.import_state(states[d.name])
                 except Exception as exc:  # a corrupt state must not stop detection
                     log.warning("ignoring saved state of detector %s: %s", d.name, exc)
+        for d in self.detectors:
+            rows = store.load_kv(self.scope, d.name)
+            if rows:
+                try:
+                    d.import_rows(rows)
+                except Exception as exc:  # a corrupt row must not stop detection
+                    log.warning("ignoring saved windows of detector %s: %s", d.name, exc)
         self.tracker.restore(Incident.from_row(r) for r in store.incidents(status="open"))
         self.refresh_unlocks()
 
@@ -284,6 +292,9 @@ class Engine:
                 st = d.export_state()
                 if st is not None:
                     self.store.save_state(conn, d.name, st, self.last_event_time)
+                ch = d.export_changes()
+                if ch:
+                    self.store.save_kv(conn, self.scope, d.name, ch)
             if also is not None:
                 also(conn)
         self._dirty.clear()

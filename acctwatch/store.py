@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -21,7 +22,7 @@ from sqlalchemy.engine import Connection, Engine
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 class UTCDateTime(sa.types.TypeDecorator[datetime]):
@@ -147,6 +148,15 @@ bans = sa.Table(
     sa.UniqueConstraint("ip", "jail", "ts", name="uq_ban"),
 )
 
+detector_kv = sa.Table(
+    "detector_kv", metadata,  # per-key detector windows (e.g. one row per account), written incrementally
+    sa.Column("scope", S(128), primary_key=True),  # the instance ([sources] instance), "" for replay
+    sa.Column("detector", S(64), primary_key=True),
+    sa.Column("key", S(400), primary_key=True),
+    sa.Column("data", sa.Text, nullable=False),  # JSON
+)
+
+
 def _v1_to_v2(conn: Connection) -> None:
     """audit.event_time: the incident's log time, so the circuit breaker survives restarts and replays."""
     cols = {c["name"] for c in sa.inspect(conn).get_columns("audit")}
@@ -157,7 +167,11 @@ def _v1_to_v2(conn: Connection) -> None:
 
 
 #: Upgrades from version N to N+1 (list index N-1). Each gets a Connection inside a transaction.
-MIGRATIONS: list[Any] = [_v1_to_v2]
+def _v2_to_v3(conn: Connection) -> None:
+    """detector_kv: created by create_all() before migrations run; nothing to convert."""
+
+
+MIGRATIONS: list[Any] = [_v1_to_v2, _v2_to_v3]
 
 
 def utcnow() -> datetime:
@@ -201,11 +215,27 @@ class Store:
         return int(v) if v is not None else None
 
     def migrate(self) -> None:
+        """Create missing tables and upgrade the schema. Safe when several processes start at once (the
+        daemon and a CLI command, or two instances on one store): a table or version row that another
+        process created in the meantime is not an error."""
+        for attempt in range(5):
+            try:
+                self._migrate()
+                return
+            except (sa.exc.OperationalError, sa.exc.ProgrammingError, sa.exc.IntegrityError) as exc:
+                text = str(exc).lower()
+                if attempt == 4 or not any(w in text for w in ("already exists", "duplicate", "unique",
+                                                                "locked")):
+                    raise
+                time.sleep(0.1 * (attempt + 1))
+
+    def _migrate(self) -> None:
         current = self.schema_version()
         metadata.create_all(self.engine)  # creates only the missing tables
         with self.begin() as conn:
             if current is None:
-                conn.execute(meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
+                if conn.execute(sa.select(meta.c.value).where(meta.c.key == "schema_version")).scalar() is None:
+                    conn.execute(meta.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
                 return
             if current > SCHEMA_VERSION:
                 raise RuntimeError(f"the store {self.safe_url} has schema version {current}, newer than this "
@@ -284,6 +314,28 @@ class Store:
         res = conn.execute(state.update().where(state.c.name == name).values(data=text, event_time=event_time))
         if res.rowcount == 0:
             conn.execute(state.insert().values(name=name, data=text, event_time=event_time))
+
+    def load_kv(self, scope: str, detector: str) -> dict[str, Any]:
+        q = sa.select(detector_kv.c.key, detector_kv.c.data).where(
+            (detector_kv.c.scope == scope) & (detector_kv.c.detector == detector))
+        with self.engine.connect() as conn:
+            return {r.key: json.loads(r.data) for r in conn.execute(q)}
+
+    def save_kv(self, conn: Connection, scope: str, detector: str, changes: dict[str, Any]) -> None:
+        """Apply *changes* (key -> JSON-able data, or None to delete) to a detector's keyed state."""
+        if not changes:
+            return
+        keys = list(changes)
+        for i in range(0, len(keys), 500):
+            part = keys[i:i + 500]
+            conn.execute(detector_kv.delete().where((detector_kv.c.scope == scope)
+                                                    & (detector_kv.c.detector == detector)
+                                                    & detector_kv.c.key.in_(part)))
+            rows = [{"scope": scope, "detector": detector, "key": k,
+                     "data": json.dumps(changes[k], default=str, separators=(",", ":"))}
+                    for k in part if changes[k] is not None]
+            if rows:
+                conn.execute(detector_kv.insert(), rows)
 
     def get_checkpoint(self, source: str) -> dict[str, Any] | None:
         with self.engine.connect() as conn:

@@ -251,3 +251,24 @@ def test_attacker_back_after_unlock_is_a_new_incident(tmp_path) -> None:  # type
     back = run(eng, [login("a@x", "198.51.100.1", 600), login("a@x", "192.0.2.1", 610)])
     new = {i.id for i in back if i.detector == "geo_countries"}
     assert new and not (new & old)
+
+
+def test_same_ip_again_moves_the_travel_clock() -> None:
+    # Berlin, Berlin again 10 h later, then New York one minute after that: impossible
+    incs = run(engine({"detectors": {"geo_countries": {"enabled": False}}}),
+               [login("t@x", "192.0.2.1", 0), login("t@x", "192.0.2.1", 36000), login("t@x", "198.51.100.1", 36060)])
+    assert [i.detector for i in incs] == ["impossible_travel"]
+
+
+def test_windows_survive_a_restart(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Detector windows are committed with every flush: an attack whose two logins fall on either side of
+    a restart (or a crash after the commit) is still found, with the same incident ids as one run."""
+    events = [login("a@x", "192.0.2.1", 0), login("a@x", "198.51.100.1", 30)]
+    whole = {i.id for i in run(engine(), events)}
+    url = f"sqlite:///{tmp_path}/s.db"
+    run(engine(store=Store(url)), events[:1])
+    after = {i.id for i in run(engine(store=Store(url)), events[1:])}
+    assert after == whole and len(after) == 2  # geo_countries and impossible_travel
+    # instances keep their own windows
+    other = Engine(from_dict({}), store=Store(url), geo=Geo(), scope="mx2")
+    assert run(other, events[1:]) == []

@@ -55,12 +55,12 @@ def v1_metadata() -> sa.MetaData:
 
 def test_fresh_schema(db_url: str) -> None:
     s = Store(db_url)
-    assert s.schema_version() == SCHEMA_VERSION == 2
+    assert s.schema_version() == SCHEMA_VERSION == 3
     tables = set(sa.inspect(s.engine).get_table_names())
-    assert {"meta", "incidents", "audit", "locks", "outbox", "bans", "account_history"} <= tables
+    assert {"meta", "incidents", "audit", "locks", "outbox", "bans", "account_history", "detector_kv"} <= tables
     assert "event_time" in {c["name"] for c in sa.inspect(s.engine).get_columns("audit")}
     Store(db_url)  # opening again changes nothing
-    assert s.schema_version() == 2
+    assert s.schema_version() == SCHEMA_VERSION
     s.close()
 
 
@@ -78,7 +78,7 @@ def test_upgrade_from_v1_keeps_history(db_url: str) -> None:
                      {"ts": T0.replace(tzinfo=None)})
     eng.dispose()
     s = Store(db_url)
-    assert s.schema_version() == 2
+    assert s.schema_version() == SCHEMA_VERSION
     [old] = s.audit_rows()
     assert old["detail"] == "old row" and old["event_time"] is None and old["ts"] == T0
     assert s.get_lock("alice@example.org")["backends"] == {"sql": {"previous": 2}}

@@ -85,6 +85,15 @@ class Detector:
     def feed(self, ev: Event) -> Iterable[Finding]:
         raise NotImplementedError
 
+    # Keyed window state (e.g. one row per account), saved incrementally with every commit so that a
+    # restart (or a crash) resumes with the same windows: return {key: data or None (delete)} of what
+    # changed since the last call.
+    def export_changes(self) -> dict[str, Any] | None:
+        return None
+
+    def import_rows(self, rows: dict[str, Any]) -> None:
+        return None
+
     # Persistent learned state (history-based detectors); JSON-serialisable.
     def export_state(self) -> Any:
         return None

@@ -35,7 +35,8 @@ class GeoCountries(Detector):
 
     def __init__(self, options: dict[str, Any], ctx: Any) -> None:
         super().__init__(options, ctx)
-        self.windows: dict[str, Window] = {}
+        self.windows: dict[str, Window] = {}  # account -> (ts, (country, geo_brief of the login))
+        self._dirty: set[str] = set()
 
     def feed(self, ev: Event) -> Iterable[Finding]:
         if not login_like(ev):
@@ -49,21 +50,20 @@ class GeoCountries(Detector):
         span = float(self.opt(acct, "window"))
         if w is None:
             w = self.windows[acct] = Window(span)
-        w.add(ev.ts, (country, ev))
+        w.add(ev.ts, (country, geo_brief(ev)))
+        self._dirty.add(acct)
         # drop idle accounts now and then to keep memory bounded
         if len(self.windows) > 50_000:
             self._gc(ev.ts)
-        countries: dict[str, list[Event]] = {}
-        for _, (c, e) in w.items:
-            countries.setdefault(c, []).append(e)
+        countries = {c for _, (c, _) in w.items}
         need = int(self.opt(acct, "countries"))
         if len(countries) < need:
             return ()
-        logins = [geo_brief(e) for _, (_, e) in w.items]
+        logins = [b for _, (_, b) in w.items]
         first = w.items[0][0]
         names = ", ".join(sorted(countries))
         secs = int((ev.ts - first).total_seconds())
-        ips = list(dict.fromkeys(e.ip for _, (_, e) in w.items if e.ip))
+        ips = list(dict.fromkeys(b["ip"] for b in logins if b.get("ip")))
         summary = f"{acct} logged in from {len(countries)} countries ({names}) within {secs} s"
         return [Finding(self.name, acct, ev.ts, first, summary,
                         {"countries": sorted(countries), "window_seconds": span, "logins": logins}, ips)]
@@ -74,6 +74,22 @@ class GeoCountries(Detector):
             w.trim(now)
             if not w.items:
                 del self.windows[acct]
+                self._dirty.add(acct)
+
+    def export_changes(self) -> dict[str, Any] | None:
+        out: dict[str, Any] = {}
+        for acct in self._dirty:
+            w = self.windows.get(acct)
+            out[acct] = [[t.isoformat(), c, b] for t, (c, b) in w.items] if w is not None and w.items else None
+        self._dirty.clear()
+        return out
+
+    def import_rows(self, rows: dict[str, Any]) -> None:
+        for acct, items in rows.items():
+            w = Window(float(self.opt(acct, "window")))
+            for t, c, b in items:
+                w.items.append((datetime.fromisoformat(t), (c, b)))
+            self.windows[acct] = w
 
 
 @register
@@ -92,7 +108,23 @@ class ImpossibleTravel(Detector):
 
     def __init__(self, options: dict[str, Any], ctx: Any) -> None:
         super().__init__(options, ctx)
-        self.last: dict[str, tuple[datetime, Event, float, float, float, bool]] = {}
+        # account -> (ts, ip, country, label, brief, lat, lon, accuracy km, coarse): the last login's place
+        self.last: dict[str, tuple[datetime, str | None, str | None, str, dict[str, Any], float, float, float,
+                                   bool]] = {}
+        self._dirty: set[str] = set()
+
+    def export_changes(self) -> dict[str, Any] | None:
+        out: dict[str, Any] = {}
+        for acct in self._dirty:
+            p = self.last.get(acct)
+            out[acct] = None if p is None else [p[0].isoformat(), *p[1:]]
+        self._dirty.clear()
+        return out
+
+    def import_rows(self, rows: dict[str, Any]) -> None:
+        for acct, p in rows.items():
+            self.last[acct] = (datetime.fromisoformat(p[0]), p[1], p[2], p[3], p[4], float(p[5]), float(p[6]),
+                               float(p[7]), bool(p[8]))
 
     def _where(self, ev: Event) -> tuple[float, float, float, bool] | None:
         from ..geo import country_centroid
@@ -122,18 +154,26 @@ class ImpossibleTravel(Detector):
         assert acct is not None
         lat, lon, acc, coarse = where
         prev = self.last.get(acct)
-        self.last[acct] = (ev.ts, ev, lat, lon, acc, coarse)
+        if prev is not None and prev[1] == ev.ip:  # same address, same place: only the time moves on
+            self.last[acct] = (ev.ts, *prev[1:])
+            self._dirty.add(acct)
+            return ()
+        g = ev.geo
+        brief = geo_brief(ev)
+        self.last[acct] = (ev.ts, ev.ip, g.country, g.label(), brief, lat, lon, acc, coarse)
+        self._dirty.add(acct)
         if len(self.last) > 200_000:  # bounded memory: forget the oldest accounts
             for k in list(self.last)[:50_000]:
                 del self.last[k]
+                self._dirty.add(k)
         if prev is None:
             return ()
-        pts, pev, plat, plon, pacc, pcoarse = prev
+        pts, pip, pcountry, plabel, pbrief, plat, plon, pacc, pcoarse = prev
         dt = (ev.ts - pts).total_seconds()
-        if dt > float(self.opt(acct, "window")) or pev.ip == ev.ip:
+        if dt > float(self.opt(acct, "window")):
             return ()
         is_coarse = coarse or pcoarse
-        if is_coarse and (pev.geo.country == ev.geo.country):
+        if is_coarse and pcountry == g.country:
             return ()
         raw = distance_km(plat, plon, lat, lon)
         dist = raw - acc - pacc
@@ -145,12 +185,12 @@ class ImpossibleTravel(Detector):
         limit = float(self.opt(acct, "max_speed_kmh"))
         if speed <= limit:
             return ()
-        summary = (f"{acct}: {pev.geo.label()} then {ev.geo.label()}: {dist:.0f} km in "
+        summary = (f"{acct}: {plabel} then {g.label()}: {dist:.0f} km in "
                    f"{_fmt_dt(dt)} ({speed:.0f} km/h > {limit:.0f})")
-        evidence = {"from": geo_brief(pev), "to": geo_brief(ev), "distance_km": round(dist, 1),
+        evidence = {"from": pbrief, "to": brief, "distance_km": round(dist, 1),
                     "raw_distance_km": round(raw, 1), "seconds": dt, "speed_kmh": round(speed, 1),
                     "max_speed_kmh": limit, "coarse": is_coarse}
-        ips = [x for x in dict.fromkeys([ev.ip, pev.ip]) if x]
+        ips = [x for x in dict.fromkeys([ev.ip, pip]) if x]
         return [Finding(self.name, acct, ev.ts, pts, summary, evidence, ips)]
 
 

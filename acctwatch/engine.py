@@ -217,7 +217,7 @@ class Engine:
                 except Exception as exc:  # a corrupt state must not stop detection
                     log.warning("ignoring saved state of detector %s: %s", d.name, exc)
         for d in self.detectors:
-            rows = store.load_kv(self.scope, d.name)
+            rows = store.load_kv(self.scope, d.name) if hasattr(d, "import_rows") else None
             if rows:
                 try:
                     d.import_rows(rows)
@@ -292,7 +292,7 @@ class Engine:
                 st = d.export_state()
                 if st is not None:
                     self.store.save_state(conn, d.name, st, self.last_event_time)
-                ch = d.export_changes()
+                ch = d.export_changes() if hasattr(d, "export_changes") else None
                 if ch:
                     self.store.save_kv(conn, self.scope, d.name, ch)
             if also is not None:

@@ -289,7 +289,7 @@ def test_two_instances_on_one_store_act_once(tmp_path: Path) -> None:
 def test_two_instances_on_postgresql(tmp_path: Path, pg_url: str) -> None:
     store = Store(pg_url)
     with store.begin() as c:
-        for t in ("audit", "outbox", "incidents", "checkpoints", "detector_state", "locks"):
+        for t in ("audit", "outbox", "incidents", "checkpoints", "detector_state", "detector_kv", "locks"):
             c.execute(sa.text(f"DELETE FROM {t}"))
     store.close()
     log = tmp_path / "mail.log"

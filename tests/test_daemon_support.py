@@ -6,33 +6,16 @@ from __future__ import annotations
 
 import random
 import sys
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+
+from fakegeo import FakeGeoInfo
 
 T0 = datetime(2026, 11, 26, 7, 0, 0, tzinfo=UTC)
 COUNTRY = {"192.0.2.": "DE", "198.51.100.": "US", "203.0.113.": "AU"}
 
 
-@dataclass(frozen=True)
-class FakeGeoResult:
-    ip: str
-    internal: bool
-    country: str | None
-    city: str | None = None
-    latitude: float | None = None
-    longitude: float | None = None
-    accuracy_km: float | None = None
-    asn: int | None = None
-    asn_org: str | None = None
-    country_name: str | None = None
-
-    def label(self) -> str:
-        return f"{self.city or '?'}, {self.country}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+FakeGeoResult = FakeGeoInfo
 
 
 class FakeGeo:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from fakegeo import FakeGeoInfo
 
 from acctwatch.config import from_dict
 from acctwatch.detectors.geo import GeoCountries, ImpossibleTravel
@@ -17,24 +17,7 @@ from acctwatch.store import Store
 T0 = datetime(2026, 11, 26, 7, 0, 0, tzinfo=UTC)
 
 
-@dataclass(frozen=True)
-class FakeGeo:
-    ip: str
-    internal: bool
-    country: str | None
-    city: str | None = None
-    latitude: float | None = None
-    longitude: float | None = None
-    accuracy_km: float | None = None
-    asn: int | None = None
-    asn_org: str | None = None
-    country_name: str | None = None
-
-    def label(self) -> str:
-        return f"{self.city or '?'}, {self.country}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+FakeGeo = FakeGeoInfo
 
 
 PLACES = {

@@ -28,6 +28,7 @@ from typing import Any
 
 import pytest
 from conftest import ROOT, need
+from fakegeo import FakeGeoInfo
 
 from acctwatch.actions.decisionlog import DecisionLog
 from acctwatch.config import from_dict
@@ -59,23 +60,7 @@ def _acctwatch_cmd() -> str:
 
 
 # -- the scenario ------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class FakeGeo:
-    ip: str
-    internal: bool
-    country: str | None
-    city: str | None = None
-    latitude: float | None = None
-    longitude: float | None = None
-    accuracy_km: float | None = None
-    asn: int | None = None
-    asn_org: str | None = None
-
-    def label(self) -> str:
-        return f"{self.city or '?'}, {self.country}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+FakeGeo = FakeGeoInfo
 
 
 PLACES = {

@@ -133,6 +133,7 @@ class QueueJoin:
         self.ttl = ttl
         self.cap = cap
         self.table: OrderedDict[str, list[Any]] = OrderedDict()  # qid -> [account, ip, ts, queued]
+        self._dirty: set[str] = set()  # changed since export_changes(): committed with the checkpoints
 
     def feed(self, ev: Event) -> bool:
         """Annotate *ev*; False when it is a repeat that detectors must not count again."""
@@ -141,6 +142,7 @@ class QueueJoin:
             qid = ev.queue_id  # type: ignore[attr-defined]
             self.table[qid] = [ev.account, ev.ip, ev.ts, False]
             self.table.move_to_end(qid)
+            self._dirty.add(qid)
             self._expire(ev.ts)
             return True
         if kind == "queue" or kind == "delivery":
@@ -155,6 +157,7 @@ class QueueJoin:
                 if ent[3]:
                     return False  # qmgr logs the same queue file again after each deferral
                 ent[3] = True
+                self._dirty.add(ev.queue_id)  # type: ignore[attr-defined]
         return True
 
     def _expire(self, now: datetime) -> None:
@@ -163,9 +166,22 @@ class QueueJoin:
         while t:
             _qid, ent = next(iter(t.items()))
             if ent[2] < limit or len(t) > self.cap:
-                t.popitem(last=False)
+                self._dirty.add(t.popitem(last=False)[0])
             else:
                 break
+
+    def export_changes(self) -> dict[str, Any]:
+        """{queue id: [account, ip, time, queued] or None (gone)} changed since the last call."""
+        out: dict[str, Any] = {}
+        for qid in self._dirty:
+            e = self.table.get(qid)
+            out[qid] = None if e is None else [e[0], e[1], e[2].isoformat(), e[3]]
+        self._dirty.clear()
+        return out
+
+    def import_rows(self, rows: dict[str, Any]) -> None:
+        for qid, (acct, ip, ts, queued) in sorted(rows.items(), key=lambda kv: kv[1][2]):
+            self.table[qid] = [acct, ip, datetime.fromisoformat(ts), bool(queued)]
 
     def wanted(self, queue_id: str) -> bool:
         """Whether queue/delivery lines of *queue_id* matter (the parser skips the others unparsed)."""
@@ -198,6 +214,9 @@ class Engine:
         self.incidents: dict[str, Incident] = {}
         self._dirty: dict[str, Incident] = {}
         self._unlock_seen = 0
+        #: keep the Postfix queue join in the store (live: a restart still attributes deliveries of mail
+        #: queued before it); replay turns it off, archives have no such gap worth the writes
+        self.persist_join = True
         if store is not None:
             self._load(store)
 
@@ -223,6 +242,8 @@ class Engine:
                     d.import_rows(rows)
                 except Exception as exc:  # a corrupt row must not stop detection
                     log.warning("ignoring saved windows of detector %s: %s", d.name, exc)
+        if self.persist_join:
+            self.join.import_rows(store.load_kv(self.scope, "_queue_join"))
         self.tracker.restore(Incident.from_row(r) for r in store.incidents(status="open"))
         self.refresh_unlocks()
 
@@ -283,6 +304,7 @@ class Engine:
         """
         if self.store is None:
             self._dirty.clear()
+            self.join.export_changes()
             return
         self.refresh_unlocks()
         with self.store.begin() as conn:
@@ -295,6 +317,9 @@ class Engine:
                 ch = d.export_changes() if hasattr(d, "export_changes") else None
                 if ch:
                     self.store.save_kv(conn, self.scope, d.name, ch)
+            changes = self.join.export_changes()  # (always: keeps the change set bounded)
+            if self.persist_join:
+                self.store.save_kv(conn, self.scope, "_queue_join", changes)
             if also is not None:
                 also(conn)
         self._dirty.clear()

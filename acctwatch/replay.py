@@ -76,6 +76,7 @@ def replay(engine: Engine, files: list[str], patterns: PatternSet, zone: str = "
            year: int | None = None, since: datetime | None = None, until: datetime | None = None,
            progress: Callable[[int], None] | None = None, flush_every: int = 50_000) -> ReplayResult:
     stats: list[ParseStats] = []
+    engine.persist_join = False
     kinds = engine.wanted_kinds()
     streams = [_chain_events(c, patterns, zone, year, stats, progress, since, until, engine.join.wanted, kinds)
                for c in chains(files)]

@@ -255,3 +255,21 @@ def test_windows_survive_a_restart(tmp_path) -> None:  # type: ignore[no-untyped
     # instances keep their own windows
     other = Engine(from_dict({}), store=Store(url), geo=Geo(), scope="mx2")
     assert run(other, events[1:]) == []
+
+
+def test_queue_join_survives_a_restart(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Mail queued before a restart is still attributed to its account after it (live daemon)."""
+    url = f"sqlite:///{tmp_path}/s.db"
+    run(engine(store=Store(url)), [Message(ts=T0, queue_id="ABC123", account="a@x", ip="192.0.2.1")])
+    eng = engine(store=Store(url))
+    d = Delivery(ts=T0 + timedelta(minutes=1), queue_id="ABC123", recipient="r@y", status="bounced")
+    q = QueueEntry(ts=T0 + timedelta(minutes=1), queue_id="ABC123", sender="a@x", nrcpt=3)
+    run(eng, [q, d])
+    assert (q.account, d.account, d.ip) == ("a@x", "a@x", "192.0.2.1")
+    # the queue manager's repeat after a deferral is still recognised across a second restart
+    eng2 = engine(store=Store(url))
+    assert not eng2.join.feed(QueueEntry(ts=T0 + timedelta(hours=1), queue_id="ABC123", sender="a@x", nrcpt=3))
+    # expired entries leave the store too
+    eng2.join.feed(Message(ts=T0 + timedelta(days=6), queue_id="NEW999", account="b@x", ip="192.0.2.2"))
+    eng2.flush()
+    assert list(engine(store=Store(url)).join.table) == ["NEW999"]

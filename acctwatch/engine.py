@@ -36,27 +36,38 @@ class Incident:
     last_seen: datetime
     summary: str
     evidence: dict[str, Any]
-    ips: list[str] = field(default_factory=list)
+    ips: list[str] = field(default_factory=list)  # every client IP in the evidence
     updated: int = 0  # findings merged into this incident after the first
     status: str = "open"
+    #: the IPs presumed to be the attacker's (what fail2ban may ban): never the owner's presumed own IP;
+    #: not given: all of ``ips``
+    attackers: list[str] = None  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.attackers is None:
+            self.attackers = list(self.ips)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id, "account": self.account, "detector": self.detector, "action": self.action,
             "first_seen": _iso(self.first_seen), "last_seen": _iso(self.last_seen), "summary": self.summary,
-            "ips": self.ips, "evidence": self.evidence, "updated": self.updated, "status": self.status,
+            "ips": self.ips, "attacker_ips": self.attackers, "evidence": self.evidence, "updated": self.updated,
+            "status": self.status,
         }
 
     def row(self) -> dict[str, Any]:
         return {"id": self.id, "account": self.account, "detector": self.detector, "action": self.action,
                 "first_seen": self.first_seen, "last_seen": self.last_seen, "summary": self.summary,
-                "evidence": self.evidence, "ips": self.ips, "updated": self.updated}
+                "evidence": {**self.evidence, "attacker_ips": self.attackers}, "ips": self.ips,
+                "updated": self.updated}
 
     @classmethod
     def from_row(cls, r: dict[str, Any]) -> Incident:
+        ev = dict(r["evidence"])
+        ips = list(r.get("ips") or [])
+        attackers = list(ev.pop("attacker_ips", ips))
         return cls(r["id"], r["account"], r["detector"], r["action"], r["first_seen"], r["last_seen"],
-                   r["summary"], r["evidence"], list(r.get("ips") or []), r.get("updated", 0),
-                   r.get("status", "open"))
+                   r["summary"], ev, ips, r.get("updated", 0), r.get("status", "open"), attackers)
 
 
 def _iso(ts: datetime) -> str:
@@ -96,10 +107,12 @@ class IncidentTracker:
             cur.summary = f.summary
             cur.evidence = f.evidence
             cur.ips = list(dict.fromkeys([*cur.ips, *f.ips]))
+            cur.attackers = list(dict.fromkeys([*cur.attackers, *f.suspects]))
             cur.updated += 1
             return cur, False
         inc = Incident(incident_id(subject, f.detector, f.first_seen), f.account, f.detector, action,
-                       f.first_seen, f.ts, f.summary, f.evidence, list(dict.fromkeys(f.ips)))
+                       f.first_seen, f.ts, f.summary, f.evidence, list(dict.fromkeys(f.ips)),
+                       attackers=list(dict.fromkeys(f.suspects)))
         self.open[key] = inc
         return inc, True
 

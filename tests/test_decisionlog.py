@@ -84,11 +84,13 @@ def test_one_line_per_incident_and_ip_also_after_restart(tmp_path: Path) -> None
     dl(i, True)
     dl(i, False)  # a merged finding with no new IP: nothing
     i.ips.append("192.0.2.2")
+    i.attackers.append("192.0.2.2")
     dl(i, False)  # a new IP joined the incident: only it
     dl.close()
     assert [r["ip"] for r in parse(p)] == ["192.0.2.1", "192.0.2.2"]
     dl2 = DecisionLog(p, state=st, clock=lambda: NOW)  # restart: the incident is restored from the store
     i.ips.append("192.0.2.3")
+    i.attackers.append("192.0.2.3")
     dl2(i, False)
     dl2(inc("b@example.org", ["192.0.2.1"], iid="0" * 20), True)  # same IP, other incident: written
     assert [r["ip"] for r in parse(p)] == ["192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.1"]
@@ -358,6 +360,19 @@ def test_replay_cli_writes_the_decision_log(tmp_path: Path, monkeypatch: pytest.
     incidents = [json.loads(line) for line in r.output.splitlines()]
     rows = parse(dl)
     assert {(d["ip"], d["acct"], d["id"]) for d in rows} == {(ip, i["account"], i["id"]) for i in incidents
-                                                              for ip in i["ips"]}
+                                                              for ip in i["attacker_ips"]}
     assert ("203.0.113.1", "alice@example.org") in {(d["ip"], d["acct"]) for d in rows}
+    # alice's own first address is never offered to fail2ban
+    assert "192.0.2.1" not in {d["ip"] for d in rows}
     assert not (tmp_path / "state").exists()  # a replay keeps no decision-log state
+
+
+def test_only_the_presumed_attacker_is_written(tmp_path: Path) -> None:
+    """A geo incident involves the owner's own address too: fail2ban must not ban it."""
+    p = tmp_path / "d.log"
+    dl = DecisionLog(p, state=None, clock=lambda: NOW)
+    i = inc("a@example.org", ["192.0.2.1", "198.51.100.7"])
+    i.attackers = ["198.51.100.7"]
+    dl(i, True)
+    dl.close()
+    assert [r["ip"] for r in parse(p)] == ["198.51.100.7"]

@@ -273,3 +273,13 @@ def test_queue_join_survives_a_restart(tmp_path) -> None:  # type: ignore[no-unt
     eng2.join.feed(Message(ts=T0 + timedelta(days=6), queue_id="NEW999", account="b@x", ip="192.0.2.2"))
     eng2.flush()
     assert list(engine(store=Store(url)).join.table) == ["NEW999"]
+
+
+def test_suspects_are_not_the_owners_first_address() -> None:
+    incs = run(engine(), [login("a@x", "192.0.2.1", 0), login("a@x", "198.51.100.1", 20)])
+    by = {i.detector: i for i in incs}
+    assert by["geo_countries"].attackers == ["198.51.100.1"]
+    assert by["impossible_travel"].attackers == ["198.51.100.1"]
+    assert set(by["geo_countries"].ips) == {"192.0.2.1", "198.51.100.1"}
+    d = by["geo_countries"].to_dict()
+    assert d["attacker_ips"] == ["198.51.100.1"]

@@ -267,7 +267,7 @@ class DecisionLog:
         if inc.action not in self.actions:
             return
         now: datetime | None = None
-        for raw in inc.ips:
+        for raw in getattr(inc, "attackers", inc.ips):  # never the owner's presumed own address
             ip = normalise_ip(raw)
             if ip is None:
                 log.warning("decision log: incident %s: %r is not an IP address, not written", inc.id, raw)

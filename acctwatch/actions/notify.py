@@ -318,6 +318,10 @@ def incident_message(incident: Any, headline: str, done: list[str], *, dry_run: 
     ]
     if incident.ips:
         lines.append(f"IPs:       {clean(', '.join(incident.ips[:20]))}" + (" ..." if len(incident.ips) > 20 else ""))
+    suspects = getattr(incident, "attackers", None)
+    if suspects and list(suspects) != list(incident.ips):
+        lines.append(f"Suspects:  {clean(', '.join(suspects[:20]))}" + (" ..." if len(suspects) > 20 else "")
+                     + " (presumed attacker; the others presumed the owner's)")
     ev = evidence_lines(incident.evidence)
     if ev:
         lines += ["", "Evidence:", *ev]

@@ -33,6 +33,12 @@ class Finding:
     summary: str  # one line an admin understands at 3 a.m.
     evidence: dict[str, Any] = field(default_factory=dict)
     ips: list[str] = field(default_factory=list)  # the client IPs involved (attacking ones first)
+    #: the IPs presumed to be the attacker's (default: all of ``ips``); [] when no IP can be blamed
+    attackers: list[str] | None = None
+
+    @property
+    def suspects(self) -> list[str]:
+        return self.ips if self.attackers is None else self.attackers
 
 
 @dataclass

@@ -65,8 +65,12 @@ class GeoCountries(Detector):
         secs = int((ev.ts - first).total_seconds())
         ips = list(dict.fromkeys(b["ip"] for b in logins if b.get("ip")))
         summary = f"{acct} logged in from {len(countries)} countries ({names}) within {secs} s"
+        # The window's first country is presumed to be the owner's; logins from the others are the suspects.
+        home = w.items[0][1][0]
+        attackers = list(dict.fromkeys(b["ip"] for _, (c, b) in w.items if c != home and b.get("ip")))
         return [Finding(self.name, acct, ev.ts, first, summary,
-                        {"countries": sorted(countries), "window_seconds": span, "logins": logins}, ips)]
+                        {"countries": sorted(countries), "window_seconds": span, "logins": logins}, ips,
+                        attackers)]
 
     def _gc(self, now: datetime) -> None:
         for acct in list(self.windows):
@@ -191,7 +195,8 @@ class ImpossibleTravel(Detector):
                     "raw_distance_km": round(raw, 1), "seconds": dt, "speed_kmh": round(speed, 1),
                     "max_speed_kmh": limit, "coarse": is_coarse}
         ips = [x for x in dict.fromkeys([ev.ip, pip]) if x]
-        return [Finding(self.name, acct, ev.ts, pts, summary, evidence, ips)]
+        # the earlier place is presumed to be the owner's, the login that cannot be there is the suspect
+        return [Finding(self.name, acct, ev.ts, pts, summary, evidence, ips, [ev.ip] if ev.ip else [])]
 
 
 def _fmt_dt(secs: float) -> str:

@@ -140,7 +140,8 @@ class IpSpread(Detector):
                      "asn": asn} for ip, (t, _k, asn, c, _o) in entries[-30:]],
         }
         ips = [ip for ip, _ in reversed(entries)][:50]
-        return Finding(self.name, acct, ev.ts, first, summary, evidence, ips)
+        # which of many addresses is the intruder's is unknown: blame none (nothing for fail2ban to ban)
+        return Finding(self.name, acct, ev.ts, first, summary, evidence, ips, [])
 
     def _gc(self, now: float) -> None:
         span_max = float(self.options["window"])

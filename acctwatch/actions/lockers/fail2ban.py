@@ -28,7 +28,9 @@ class Fail2banLocker(Locker):
 
     def _ips(self, incident: Any) -> tuple[list[str], list[str]]:
         good, skipped = [], []
-        for raw in getattr(incident, "ips", None) or []:
+        # the presumed attacker's addresses only: never ban the owner's own (office, home) address
+        raws = getattr(incident, "attackers", None)
+        for raw in (raws if raws is not None else getattr(incident, "ips", None)) or []:
             try:
                 ip = ipaddress.ip_address(str(raw))
             except ValueError:

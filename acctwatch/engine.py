@@ -243,9 +243,12 @@ class Engine:
     def _load(self, store: Store) -> None:
         states = store.load_state()
         for d in self.detectors:
-            if d.name in states:
+            key = self._state_key(d.name)
+            if key not in states and d.name in states:
+                key = d.name  # saved before state was kept per instance: adopt it
+            if key in states:
                 try:
-                    d.import_state(states[d.name])
+                    d.import_state(states[key])
                 except Exception as exc:  # a corrupt state must not stop detection
                     log.warning("ignoring saved state of detector %s: %s", d.name, exc)
         for d in self.detectors:
@@ -259,6 +262,10 @@ class Engine:
             self.join.import_rows(store.load_kv(self.scope, "_queue_join"))
         self.tracker.restore(Incident.from_row(r) for r in store.incidents(status="open"))
         self.refresh_unlocks()
+
+    def _state_key(self, name: str) -> str:
+        """Learned state is per instance (several instances on one store each keep their own)."""
+        return f"{self.scope}:{name}" if self.scope else name
 
     def refresh_unlocks(self) -> None:
         """Learn about ``acctwatch unlock`` runs (another process) from the audit trail, incrementally."""
@@ -326,7 +333,7 @@ class Engine:
             for d in self.detectors:
                 st = d.export_state()
                 if st is not None:
-                    self.store.save_state(conn, d.name, st, self.last_event_time)
+                    self.store.save_state(conn, self._state_key(d.name), st, self.last_event_time)
                 ch = d.export_changes() if hasattr(d, "export_changes") else None
                 if ch:
                     self.store.save_kv(conn, self.scope, d.name, ch)

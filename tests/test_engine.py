@@ -283,3 +283,37 @@ def test_suspects_are_not_the_owners_first_address() -> None:
     assert set(by["geo_countries"].ips) == {"192.0.2.1", "198.51.100.1"}
     d = by["geo_countries"].to_dict()
     assert d["attacker_ips"] == ["198.51.100.1"]
+
+
+def test_learned_state_is_per_instance_and_adopts_the_old_unscoped_row(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from acctwatch.detectors import Detector
+
+    class Learner(Detector):
+        name = "learner"
+        kinds = ("login",)
+
+        def __init__(self) -> None:
+            from acctwatch.detectors import Context
+
+            super().__init__({}, Context(from_dict({})))
+            self.seen: list[str] = []
+
+        def feed(self, ev):  # type: ignore[no-untyped-def]
+            self.seen.append(ev.account)
+            return ()
+
+        def export_state(self):  # type: ignore[no-untyped-def]
+            return self.seen
+
+        def import_state(self, data):  # type: ignore[no-untyped-def]
+            self.seen = list(data)
+
+    st = Store(f"sqlite:///{tmp_path}/s.db")
+    with st.begin() as conn:  # as an older acctwatch saved it: keyed by detector name only
+        st.save_state(conn, "learner", ["old@x"], None)
+    a = Learner()
+    run(Engine(from_dict({}), store=st, geo=Geo(), detectors=[a], scope="mx1"), [login("a@x", "192.0.2.1", 0)])
+    b = Learner()
+    run(Engine(from_dict({}), store=st, geo=Geo(), detectors=[b], scope="mx2"), [login("b@x", "192.0.2.1", 0)])
+    assert st.load_state()["mx1:learner"] == ["old@x", "a@x"]
+    assert st.load_state()["mx2:learner"] == ["old@x", "b@x"]

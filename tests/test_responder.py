@@ -124,6 +124,17 @@ def test_enforce_locks_records_and_unlock_restores(env: Env) -> None:
         ("unlock", "rec", "alice-admin"), ("unlock", "sql", "alice-admin"), ("unlock", None, "alice-admin")]
 
 
+def test_unlock_closes_the_accounts_incidents(env: Env) -> None:
+    i = inc()
+    with env.store.begin() as conn:
+        env.store.upsert_incident(conn, i.row())
+    r = Responder(env.config(), env.store)
+    r(i, True)
+    assert [x["status"] for x in env.store.incidents(account="alice@example.org")] == ["open"]
+    assert r.unlock_account("alice@example.org", actor="root").outcome == "unlocked"
+    assert [x["status"] for x in env.store.incidents(account="alice@example.org")] == ["closed"]
+
+
 def test_idempotent_same_incident_and_restart(env: Env) -> None:
     cfg = env.config()
     r = Responder(cfg, env.store)

@@ -32,8 +32,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import sqlalchemy as sa
+
 from ..config import Config, ConfigError, parse_duration
 from ..store import Store, utcnow
+from ..store import incidents as incidents_table
 from . import lockers as lockers_mod
 from .lockers import LockContext, Locker, LockResult
 from .notify import Notifier, incident_message, user_message
@@ -464,6 +467,10 @@ class Responder:
         d.outcome = "unlocked" if not states else ("partial" if len(states) < len(d.backends) else "failed")
         d.detail = "; ".join(f"{r.backend}: {'ok' if r.ok else 'FAILED'}: {r.detail}" for r in d.results)
         with self.store.begin() as conn:
+            if not states:  # the operator has dealt with it: the account's incidents are closed
+                conn.execute(sa.update(incidents_table).where((incidents_table.c.account == account)
+                                                              & (incidents_table.c.status == "open"))
+                             .values(status="closed"))
             self.store.audit(conn, action="unlock", result="ok" if not states else "failed", account=account,
                              incident_id=row["incident_id"], actor=actor,
                              detail=f"{d.outcome}" + (f": {reason}" if reason else "")

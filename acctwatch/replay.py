@@ -52,24 +52,27 @@ def _chain_events(names: list[str], patterns: PatternSet, zone: str, year: int |
         parser = LineParser(patterns, Clock(zone=zone, year=year, reference=info.mtime), source=name,
                             queue_filter=queue_filter, kinds=kinds)
         stats.append(parser.stats)
-        n = 0
-        nbytes = 0
-        for n, raw in enumerate(iter_lines(name), 1):
-            if progress is not None:
-                nbytes += len(raw) + 1
-                if n % 4096 == 0:
-                    progress(nbytes)
-                    nbytes = 0
-            ev = parser.parse_bytes(raw, n)
-            if ev is None:
-                continue
+        lines = iter_lines(name)
+        if progress is not None:
+            lines = _counting(lines, progress)
+        for ev in parser.iter_events(lines):
             if since is not None and ev.ts < since:
                 continue
             if until is not None and ev.ts >= until:
                 continue
             yield ev
-        if progress is not None:
+
+
+def _counting(lines: Iterator[bytes], progress: Callable[[int], None]) -> Iterator[bytes]:
+    """Pass lines through, reporting the bytes read to *progress* every 4096 lines."""
+    nbytes = 0
+    for n, raw in enumerate(lines, 1):
+        nbytes += len(raw) + 1
+        if not n & 4095:
             progress(nbytes)
+            nbytes = 0
+        yield raw
+    progress(nbytes)
 
 
 def replay(engine: Engine, files: list[str], patterns: PatternSet, zone: str = "local",

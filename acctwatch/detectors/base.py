@@ -143,6 +143,45 @@ def geo_brief(ev: Event) -> dict[str, Any]:
     return d
 
 
+class Seen:
+    """A login remembered in a window: its brief (for evidence) and label built only when needed."""
+
+    __slots__ = ("_brief", "_label", "geo", "ip", "service", "ts")
+
+    def __init__(self, ev: Event) -> None:
+        self.ts = ev.ts
+        self.ip = ev.ip
+        self.service = ev.service
+        self.geo = ev.geo
+        self._brief: dict[str, Any] | None = None
+        self._label: str | None = None
+
+    def brief(self) -> dict[str, Any]:
+        if self._brief is None:
+            d: dict[str, Any] = {"ts": iso(self.ts), "ip": self.ip, "service": self.service}
+            g = self.geo
+            if g is not None:
+                d.update(country=g.country, city=g.city, asn=g.asn, asn_org=g.asn_org)
+            self._brief = d
+        return self._brief
+
+    def label(self) -> str:
+        if self._label is None:
+            self._label = self.geo.label() if self.geo is not None else str(self.ip)
+        return self._label
+
+    @classmethod
+    def restore(cls, brief: dict[str, Any], label: str | None) -> Seen:
+        obj = cls.__new__(cls)
+        obj.ts = datetime.fromisoformat(str(brief["ts"]).replace("Z", "+00:00"))
+        obj.ip = brief.get("ip")
+        obj.service = brief.get("service")
+        obj.geo = None
+        obj._brief = brief
+        obj._label = label
+        return obj
+
+
 def iso(ts: datetime) -> str:
     return ts.isoformat().replace("+00:00", "Z")
 

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from ..events import Event
-from .base import Detector, Finding, Window, geo_brief, login_like, register
+from .base import Detector, Finding, Seen, Window, login_like, register
 
 
 def _counts_as_country(det: Detector, ev: Event) -> str | None:
@@ -35,7 +35,7 @@ class GeoCountries(Detector):
 
     def __init__(self, options: dict[str, Any], ctx: Any) -> None:
         super().__init__(options, ctx)
-        self.windows: dict[str, Window] = {}  # account -> (ts, (country, geo_brief of the login))
+        self.windows: dict[str, Window] = {}  # account -> (ts, (country, Seen login))
         self._dirty: set[str] = set()
 
     def feed(self, ev: Event) -> Iterable[Finding]:
@@ -50,7 +50,7 @@ class GeoCountries(Detector):
         span = float(self.opt(acct, "window"))
         if w is None:
             w = self.windows[acct] = Window(span)
-        w.add(ev.ts, (country, geo_brief(ev)))
+        w.add(ev.ts, (country, Seen(ev)))
         self._dirty.add(acct)
         # drop idle accounts now and then to keep memory bounded
         if len(self.windows) > 50_000:
@@ -59,7 +59,7 @@ class GeoCountries(Detector):
         need = int(self.opt(acct, "countries"))
         if len(countries) < need:
             return ()
-        logins = [b for _, (_, b) in w.items]
+        logins = [b.brief() for _, (_, b) in w.items]
         first = w.items[0][0]
         names = ", ".join(sorted(countries))
         secs = int((ev.ts - first).total_seconds())
@@ -67,7 +67,7 @@ class GeoCountries(Detector):
         summary = f"{acct} logged in from {len(countries)} countries ({names}) within {secs} s"
         # The window's first country is presumed to be the owner's; logins from the others are the suspects.
         home = w.items[0][1][0]
-        attackers = list(dict.fromkeys(b["ip"] for _, (c, b) in w.items if c != home and b.get("ip")))
+        attackers = list(dict.fromkeys(b.ip for _, (c, b) in w.items if c != home and b.ip))
         return [Finding(self.name, acct, ev.ts, first, summary,
                         {"countries": sorted(countries), "window_seconds": span, "logins": logins}, ips,
                         attackers)]
@@ -84,15 +84,17 @@ class GeoCountries(Detector):
         out: dict[str, Any] = {}
         for acct in self._dirty:
             w = self.windows.get(acct)
-            out[acct] = [[t.isoformat(), c, b] for t, (c, b) in w.items] if w is not None and w.items else None
+            out[acct] = ([[c, b.brief(), b.label()] for _, (c, b) in w.items]
+                         if w is not None and w.items else None)
         self._dirty.clear()
         return out
 
     def import_rows(self, rows: dict[str, Any]) -> None:
         for acct, items in rows.items():
             w = Window(float(self.opt(acct, "window")))
-            for t, c, b in items:
-                w.items.append((datetime.fromisoformat(t), (c, b)))
+            for c, b, label in items:
+                seen = Seen.restore(b, label)
+                w.items.append((seen.ts, (c, seen)))
             self.windows[acct] = w
 
 
@@ -112,23 +114,23 @@ class ImpossibleTravel(Detector):
 
     def __init__(self, options: dict[str, Any], ctx: Any) -> None:
         super().__init__(options, ctx)
-        # account -> (ts, ip, country, label, brief, lat, lon, accuracy km, coarse): the last login's place
-        self.last: dict[str, tuple[datetime, str | None, str | None, str, dict[str, Any], float, float, float,
-                                   bool]] = {}
+        # account -> (ts, ip, country, Seen login, lat, lon, accuracy km, coarse): the last login's place
+        self.last: dict[str, tuple[datetime, str | None, str | None, Seen, float, float, float, bool]] = {}
         self._dirty: set[str] = set()
 
     def export_changes(self) -> dict[str, Any] | None:
         out: dict[str, Any] = {}
         for acct in self._dirty:
             p = self.last.get(acct)
-            out[acct] = None if p is None else [p[0].isoformat(), *p[1:]]
+            out[acct] = None if p is None else [p[0].isoformat(), p[1], p[2], p[3].brief(), p[3].label(),
+                                                *p[4:]]
         self._dirty.clear()
         return out
 
     def import_rows(self, rows: dict[str, Any]) -> None:
         for acct, p in rows.items():
-            self.last[acct] = (datetime.fromisoformat(p[0]), p[1], p[2], p[3], p[4], float(p[5]), float(p[6]),
-                               float(p[7]), bool(p[8]))
+            self.last[acct] = (datetime.fromisoformat(p[0]), p[1], p[2], Seen.restore(p[3], p[4]), float(p[5]),
+                               float(p[6]), float(p[7]), bool(p[8]))
 
     def _where(self, ev: Event) -> tuple[float, float, float, bool] | None:
         from ..geo import country_centroid
@@ -159,12 +161,12 @@ class ImpossibleTravel(Detector):
         lat, lon, acc, coarse = where
         prev = self.last.get(acct)
         if prev is not None and prev[1] == ev.ip:  # same address, same place: only the time moves on
-            self.last[acct] = (ev.ts, *prev[1:])
+            self.last[acct] = (ev.ts, ev.ip, prev[2], Seen(ev), *prev[4:])
             self._dirty.add(acct)
             return ()
         g = ev.geo
-        brief = geo_brief(ev)
-        self.last[acct] = (ev.ts, ev.ip, g.country, g.label(), brief, lat, lon, acc, coarse)
+        seen = Seen(ev)
+        self.last[acct] = (ev.ts, ev.ip, g.country, seen, lat, lon, acc, coarse)
         self._dirty.add(acct)
         if len(self.last) > 200_000:  # bounded memory: forget the oldest accounts
             for k in list(self.last)[:50_000]:
@@ -172,7 +174,7 @@ class ImpossibleTravel(Detector):
                 self._dirty.add(k)
         if prev is None:
             return ()
-        pts, pip, pcountry, plabel, pbrief, plat, plon, pacc, pcoarse = prev
+        pts, pip, pcountry, pseen, plat, plon, pacc, pcoarse = prev
         dt = (ev.ts - pts).total_seconds()
         if dt > float(self.opt(acct, "window")):
             return ()
@@ -189,9 +191,9 @@ class ImpossibleTravel(Detector):
         limit = float(self.opt(acct, "max_speed_kmh"))
         if speed <= limit:
             return ()
-        summary = (f"{acct}: {plabel} then {g.label()}: {dist:.0f} km in "
+        summary = (f"{acct}: {pseen.label()} then {seen.label()}: {dist:.0f} km in "
                    f"{_fmt_dt(dt)} ({speed:.0f} km/h > {limit:.0f})")
-        evidence = {"from": pbrief, "to": brief, "distance_km": round(dist, 1),
+        evidence = {"from": pseen.brief(), "to": seen.brief(), "distance_km": round(dist, 1),
                     "raw_distance_km": round(raw, 1), "seconds": dt, "speed_kmh": round(speed, 1),
                     "max_speed_kmh": limit, "coarse": is_coarse}
         ips = [x for x in dict.fromkeys([ev.ip, pip]) if x]

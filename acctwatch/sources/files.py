@@ -84,12 +84,22 @@ def describe(name: str) -> LogFile:
     return LogFile(name, datetime.fromtimestamp(st.st_mtime, UTC), st.st_size)
 
 
-def iter_lines(name: str) -> Iterator[bytes]:
-    """Lines of one file as bytes, without their line ending."""
+def iter_lines(name: str, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+    """Lines of one file as bytes, without their line ending (read in large chunks: fewer Python steps
+    per line than iterating the file object)."""
     fh = open_binary(name)
     try:
-        for raw in fh:
-            yield raw.rstrip(b"\r\n")
+        carry = b""
+        while True:
+            data = fh.read(chunk_size)
+            if not data:
+                break
+            lines = (carry + data).split(b"\n")
+            carry = lines.pop()
+            for raw in lines:
+                yield raw[:-1] if raw[-1:] == b"\r" else raw
+        if carry:
+            yield carry[:-1] if carry[-1:] == b"\r" else carry
     except (OSError, EOFError) as exc:  # truncated archive: keep what was read, then say so
         raise SourceError(f"{name}: read error after some lines: {exc}") from exc
     finally:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
 from typing import Any
 
 import click
@@ -45,6 +44,3 @@ class Progress:
             self._bar.__exit__(None, None, None)
             self._bar = None
 
-
-def fail(message: str, code: int = 2) -> Iterator[None]:
-    raise click.ClickException(message)

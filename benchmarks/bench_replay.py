@@ -46,12 +46,14 @@ def main() -> None:
     from acctwatch.store import Store
 
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    t = time.perf_counter()
-    n = 0
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for _line in f:
-            n += 1
-    bare = time.perf_counter() - t
+    bare = float("inf")
+    for _ in range(3):  # best of three: the first pass may also be warming the page cache
+        t = time.perf_counter()
+        n = 0
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for _line in f:
+                n += 1
+        bare = min(bare, time.perf_counter() - t)
 
     t = time.perf_counter()
     engine = build_engine(Config(), Store("sqlite://"))

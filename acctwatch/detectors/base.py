@@ -91,6 +91,9 @@ class Detector:
     def feed(self, ev: Event) -> Iterable[Finding]:
         raise NotImplementedError
 
+    #: whether export_changes() is wanted (the live daemon); replay of archives turns it off
+    track_changes: bool = True
+
     # Keyed window state (e.g. one row per account), saved incrementally with every commit so that a
     # restart (or a crash) resumes with the same windows: return {key: data or None (delete)} of what
     # changed since the last call.

@@ -51,7 +51,8 @@ class GeoCountries(Detector):
         if w is None:
             w = self.windows[acct] = Window(span)
         w.add(ev.ts, (country, Seen(ev)))
-        self._dirty.add(acct)
+        if self.track_changes:
+            self._dirty.add(acct)
         # drop idle accounts now and then to keep memory bounded
         if len(self.windows) > 50_000:
             self._gc(ev.ts)
@@ -78,7 +79,8 @@ class GeoCountries(Detector):
             w.trim(now)
             if not w.items:
                 del self.windows[acct]
-                self._dirty.add(acct)
+                if self.track_changes:
+                    self._dirty.add(acct)
 
     def export_changes(self) -> dict[str, Any] | None:
         out: dict[str, Any] = {}
@@ -162,16 +164,19 @@ class ImpossibleTravel(Detector):
         prev = self.last.get(acct)
         if prev is not None and prev[1] == ev.ip:  # same address, same place: only the time moves on
             self.last[acct] = (ev.ts, ev.ip, prev[2], Seen(ev), *prev[4:])
-            self._dirty.add(acct)
+            if self.track_changes:
+                self._dirty.add(acct)
             return ()
         g = ev.geo
         seen = Seen(ev)
         self.last[acct] = (ev.ts, ev.ip, g.country, seen, lat, lon, acc, coarse)
-        self._dirty.add(acct)
+        if self.track_changes:
+            self._dirty.add(acct)
         if len(self.last) > 200_000:  # bounded memory: forget the oldest accounts
             for k in list(self.last)[:50_000]:
                 del self.last[k]
-                self._dirty.add(k)
+                if self.track_changes:
+                    self._dirty.add(k)
         if prev is None:
             return ()
         pts, pip, pcountry, pseen, plat, plon, pacc, pcoarse = prev

@@ -10,7 +10,8 @@ Framings:
              unpadded day, optional ``<PRI>``, optional fractional seconds as written by Postfix's own
              ``maillog_file``, optional missing host as in Dovecot ``log_path`` files)
 ``rfc3339``  rsyslog's high-precision format ``2026-11-26T07:11:57.123456+01:00 host prog[pid]: msg``
-             (also rsyslog templates that write ``host [prog]<TAB> level<TAB>:  msg``)
+             (also rsyslog templates that write ``host [prog]<TAB> level<TAB>:  msg``, and RFC5424
+             ``<PRI>1 TIMESTAMP HOST APP PROCID MSGID [SD] MSG``, whose timestamps are RFC3339 too)
 ``ymd``      ``2026-11-26 07:11:57 [host] prog: msg`` (Dovecot ``log_timestamp = "%Y-%m-%d %H:%M:%S "``)
 ``tai64n``   daemontools/multilog ``@4000000051d8... prog: msg``
 ``journal``  ``journalctl -o json`` objects (``__REALTIME_TIMESTAMP``, ``SYSLOG_IDENTIFIER``, ``_PID``,
@@ -65,6 +66,12 @@ _FAST_RFC3339 = re.compile(
 _FAST_BSD = re.compile(
     r"((?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [ 0-3]?\d \d\d:\d\d:\d\d(?:\.\d{1,9})?) "
     r"([^\s:]+) ([^\s\[\]:()<>]+)(?:\[(\d+)\])?: (.*)\Z", re.DOTALL)
+# RFC5424: "<PRI>1 TIMESTAMP HOST APP-NAME PROCID MSGID STRUCTURED-DATA MSG" (rsyslog's
+# RSYSLOG_SyslogProtocol23Format, syslog-ng's syslog() destination); "-" is the nil value.
+RFC5424_RE = re.compile(
+    r"<\d{1,3}>1 (?P<ts>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?(?:Z|[+-]\d\d:\d\d)) "
+    r"(?P<host>\S+) (?P<prog>[^\s\[\]]+) (?P<pid>\S+) \S+ (?:-|(?:\[(?:[^\]\\]|\\.)*\])+)(?: \ufeff?(?P<msg>.*))?\Z",
+    re.DOTALL)
 _make = tuple.__new__
 TAI64N_RE = re.compile(r"@(?P<ts>[0-9a-f]{24}) +" + _PROG + r": ?(?P<msg>.*)\Z", re.DOTALL)
 
@@ -107,6 +114,13 @@ def split_header(line: str) -> Header | None:
         else:
             m = YMD_RE.match(line)
             fmt = "ymd"
+    elif c == "<" and ">1 " in line[:8]:
+        m = RFC5424_RE.match(line)
+        if m is None:
+            return None
+        ts, host, prog, pid, msg = m.group("ts", "host", "prog", "pid", "msg")
+        return _make(Header, ("rfc3339", ts, None if host == "-" else host, prog,
+                              int(pid) if pid.isdigit() else None, msg or ""))
     else:
         m = BSD_RE.match(line)
         fmt = "bsd"

@@ -60,3 +60,16 @@ def test_fast_header_path_agrees_with_the_full_regexes() -> None:
     # host-less Dovecot log_path lines take the full path and keep their program
     h = split_header("Nov 26 07:46:00 imap-login: Info: Login: user=<a>, method=PLAIN, rip=192.0.2.1, lip=::1")
     assert h is not None and h.host is None and h.program == "imap-login"
+
+
+def test_rfc5424_framing() -> None:
+    """rsyslog's RSYSLOG_SyslogProtocol23Format / syslog-ng's syslog(): PRI, version 1, nil values, SD, BOM."""
+    p = LineParser(PS, Clock(zone="UTC", year=2026))
+    ev = p.parse('<22>1 2026-11-26T07:11:57.123456+01:00 mx postfix/submission/smtpd 4242 - - 4ABCD12345: '
+                 'client=h[198.51.100.7], sasl_method=PLAIN, sasl_username=alice@example.org', 1)
+    assert ev is not None and ev.kind == "message" and ev.account == "alice@example.org"
+    assert ev.service == "submission" and ev.pid == 4242 and ev.ts.isoformat() == "2026-11-26T06:11:57.123456+00:00"
+    ev = p.parse('<30>1 2026-11-26T07:11:57Z mx dovecot - - [meta sequenceId="1" x="a\\]b"] \ufeffimap-login: '
+                 'Login: user=<bob@example.org>, method=PLAIN, rip=192.0.2.1, lip=192.0.2.2', 2)
+    assert ev is not None and ev.kind == "login" and (ev.account, ev.ip) == ("bob@example.org", "192.0.2.1")
+    assert split_header("<30>1 - mx dovecot - - - no timestamp") is None  # nil time: no event

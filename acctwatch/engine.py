@@ -227,6 +227,7 @@ class Engine:
         self.incidents: dict[str, Incident] = {}
         self._dirty: dict[str, Incident] = {}
         self._unlock_seen = 0
+        self.detector_errors: dict[str, int] = {}
         #: keep the Postfix queue join in the store (live: a restart still attributes deliveries of mail
         #: queued before it); replay turns it off, archives have no such gap worth the writes
         self.persist_join = True
@@ -303,7 +304,15 @@ class Engine:
         for det in self.by_kind.get(ev.kind, ()):
             if ev.account is not None and det._overrides and not det.enabled_for(ev.account):
                 continue
-            for f in det.feed(ev):
+            try:
+                findings = list(det.feed(ev))
+            except Exception:  # one detector's bug must not stop the others, nor crash-loop the daemon
+                self.detector_errors[det.name] = self.detector_errors.get(det.name, 0) + 1
+                if self.detector_errors[det.name] <= 3:
+                    log.exception("detector %s failed on %s:%s (event skipped for it; reported %d time(s))",
+                                  det.name, ev.source, ev.lineno, self.detector_errors[det.name])
+                continue
+            for f in findings:
                 out.append(self._finding(det, f))
         return out
 

@@ -317,3 +317,17 @@ def test_learned_state_is_per_instance_and_adopts_the_old_unscoped_row(tmp_path)
     run(Engine(from_dict({}), store=st, geo=Geo(), detectors=[b], scope="mx2"), [login("b@x", "192.0.2.1", 0)])
     assert st.load_state()["mx1:learner"] == ["old@x", "a@x"]
     assert st.load_state()["mx2:learner"] == ["old@x", "b@x"]
+
+
+def test_a_failing_detector_does_not_stop_the_others(caplog: pytest.LogCaptureFixture) -> None:
+    eng = engine()
+    broken = next(d for d in eng.detectors if d.name == "impossible_travel")
+
+    def boom(ev):  # type: ignore[no-untyped-def]
+        raise RuntimeError("bug")
+
+    broken.feed = boom  # type: ignore[method-assign]
+    incs = run(eng, [login("a@x", "192.0.2.1", 0), login("a@x", "198.51.100.1", 20)])
+    assert [i.detector for i in incs] == ["geo_countries"]
+    assert eng.detector_errors == {"impossible_travel": 2}
+    assert "detector impossible_travel failed" in caplog.text

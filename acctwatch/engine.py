@@ -322,7 +322,10 @@ class Engine:
         self.incidents[inc.id] = inc
         self._dirty[inc.id] = inc
         for hook in self.hooks:
-            hook(inc, new)
+            try:
+                hook(inc, new)
+            except Exception:  # an action's failure is logged; detection and the other actions go on
+                log.exception("action %r failed for incident %s", hook, inc.id)
         return inc
 
     def flush(self, also: Callable[[Connection], None] | None = None) -> None:

@@ -28,6 +28,8 @@ def test_quick_start_table() -> None:
     assert "geo_countries" in out and "(BR, DE)" in out
     assert "send_burst" in out and "550 recipients in the last hour" in out
     assert "ben@example.org" not in out and "carla@example.org" not in out
+    # anna's own German address is evidence, not the presumed attacker
+    assert "presumed attacker: 200.147.67.142" in out and "presumed attacker: 80.133.12.40" not in out
 
 
 def test_quick_start_jsonl() -> None:

@@ -107,5 +107,8 @@ def _table(result) -> None:  # type: ignore[no-untyped-def]
             echo(f"  [{WOULD.get(inc.action, inc.action)}] {inc.detector} at {when} UTC: {inc.summary}")
             if inc.ips:
                 echo(f"      IPs: {', '.join(inc.ips[:10])}{' ...' if len(inc.ips) > 10 else ''}")
+            if inc.attackers and inc.attackers != inc.ips:
+                echo(f"      presumed attacker: {', '.join(inc.attackers[:10])}"
+                     f"{' ...' if len(inc.attackers) > 10 else ''}")
         echo("")
     echo("Replay changes nothing. `acctwatch run` in enforce mode would act as shown.")

@@ -1,0 +1,66 @@
+"""`acctwatch run --once` through click's CliRunner (the subprocess tests in test_daemon.py cover signals,
+kill -9 and rotation): the README's minimal config, real test GeoIP databases, the store afterwards."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from acctwatch.cli import main
+from acctwatch.store import Store
+
+GEO = Path(__file__).resolve().parent / "fixtures" / "geo"
+LOG = "".join(line + "\n" for line in [
+    "Nov 26 07:11:57 mx dovecot: imap-login: Login: user=<ann@example.org>, method=PLAIN, rip=192.0.2.10, "
+    "lip=192.0.2.1, mpid=1, TLS, session=<a1>",
+    "Nov 26 07:12:20 mx postfix/submission/smtpd[44]: 4ABCD12345: client=x[198.51.100.20], sasl_method=PLAIN, "
+    "sasl_username=ann@example.org",
+    "Nov 26 07:12:21 mx dovecot: imap-login: Login: user=<bo@example.org>, method=PLAIN, rip=192.0.2.11, "
+    "lip=192.0.2.1, mpid=2, TLS, session=<b1>",
+])
+
+
+def config(tmp_path: Path, log: Path) -> Path:
+    cfg = tmp_path / "acctwatch.toml"
+    cfg.write_text(f"""
+[general]
+state_dir = "{tmp_path / 'state'}"
+timezone = "UTC"
+year = 2026
+[sources]
+files = ["{log}"]
+[geoip]
+databases = ["{GEO / 'test-city.mmdb'}", "{GEO / 'test-asn.mmdb'}"]
+documentation_ranges_public = true
+""")
+    return cfg
+
+
+def test_run_once_records_the_incident_and_status_shows_it(tmp_path: Path) -> None:
+    log = tmp_path / "mail.log"
+    log.write_text(LOG)
+    cfg = config(tmp_path, log)
+    r = CliRunner().invoke(main, ["run", "-c", str(cfg), "--once", "--from-start"])
+    assert r.exit_code == 0, r.output
+    store = Store(f"sqlite:///{tmp_path / 'state' / 'acctwatch.db'}")
+    incs = {(i["account"], i["detector"], i["action"]) for i in store.incidents()}
+    assert ("ann@example.org", "geo_countries", "lock") in incs
+    assert not [i for i in incs if i[0] == "bo@example.org"]
+    # dry-run (the default): decided and recorded, nothing locked
+    assert store.locks() == []
+    r = CliRunner().invoke(main, ["status", "-c", str(cfg), "--json"])
+    assert r.exit_code == 0, r.output
+    assert "ann@example.org" in r.output and '"dry-run"' in r.output
+    # a second run reads nothing new and adds nothing
+    r = CliRunner().invoke(main, ["run", "-c", str(cfg), "--once"])
+    assert r.exit_code == 0, r.output
+    assert len(store.incidents()) == len(incs)
+
+
+def test_run_reports_a_bad_config_clearly(tmp_path: Path) -> None:
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text('[sources]\nfiles = "/var/log/mail.log"\npoll_interval = "soon"\n')
+    r = CliRunner().invoke(main, ["run", "-c", str(cfg), "--once"])
+    assert r.exit_code != 0
+    assert "poll_interval" in r.output

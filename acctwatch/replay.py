@@ -79,9 +79,10 @@ def replay(engine: Engine, files: list[str], patterns: PatternSet, zone: str = "
            year: int | None = None, since: datetime | None = None, until: datetime | None = None,
            progress: Callable[[int], None] | None = None, flush_every: int = 50_000) -> ReplayResult:
     stats: list[ParseStats] = []
-    engine.persist_join = False  # archives: no restart to survive, so neither join nor windows are saved
-    for d in engine.detectors:
-        d.track_changes = False
+    engine.persist_join = False  # archives: no restart to survive
+    if engine.store is None or engine.store.url in ("sqlite://", "sqlite:///:memory:"):
+        for d in engine.detectors:  # a private throw-away store: nothing learned needs saving
+            d.track_changes = False
     kinds = engine.wanted_kinds()
     streams = [_chain_events(c, patterns, zone, year, stats, progress, since, until, engine.join.wanted, kinds)
                for c in chains(files)]

@@ -404,8 +404,8 @@ def test_new_country_state_persists_through_the_store() -> None:
     e1 = engine(only="new_country", geo=geo, store=store)
     run(e1, _history("h@x.org", 15, 12))
     e1.flush()
-    saved = store.load_state()["new_country"]
-    assert json.loads(json.dumps(saved)) == saved
+    saved = store.load_kv("", "new_country")  # per account, committed incrementally
+    assert set(saved) == {"h@x.org"} and json.loads(json.dumps(saved)) == saved
     e2 = engine(only="new_country", geo=geo, store=store)  # a restart: history comes back from the store
     incs = run(e2, [login("h@x.org", "203.0.113.50", at(16 * 1440))])
     assert len(incs) == 1 and incs[0].evidence["history_logins"] == 12
@@ -416,8 +416,19 @@ def test_new_country_state_persists_through_the_store() -> None:
 def test_new_country_state_is_bounded_by_retention() -> None:
     e = engine(only="new_country")
     run(e, [login("old@x.org", "198.51.100.1", T0), login("new@x.org", "198.51.100.1", at(100 * 1440))])
-    st = e.detectors[0].export_state()
-    assert set(st["accounts"]) == {"new@x.org"}
+    ch = e.detectors[0].export_changes()
+    assert {k for k, v in ch.items() if v} == {"new@x.org"}  # old@ idle > 90 days: forgotten (row deleted)
+    assert "old@x.org" not in e.detectors[0].accounts
+
+
+def test_history_saved_whole_by_an_older_version_is_adopted() -> None:
+    e1 = engine(only="new_country")
+    run(e1, _history("h@x.org", 15, 12))
+    det = e1.detectors[0]
+    old_blob = {"v": 1, "accounts": {a: det._row(a, h) for a, h in det.accounts.items()}}
+    e2 = engine(only="new_country", geo=FakeResolver())
+    e2.detectors[0].import_state(json.loads(json.dumps(old_blob)))
+    assert set(e2.detectors[0].export_changes()) == {"h@x.org"}  # moved to per-account rows at once
 
 
 # --- send_baseline ----------------------------------------------------------------------------------------
@@ -462,9 +473,9 @@ def test_send_baseline_newsletter_on_mondays_is_normal() -> None:
 def test_send_baseline_state_roundtrip() -> None:
     e1 = engine(only="send_baseline")
     run(e1, _daily("n@x.org", 14, 40))
-    st = json.loads(json.dumps(e1.detectors[0].export_state()))
+    st = json.loads(json.dumps(e1.detectors[0].export_changes()))
     e2 = engine(only="send_baseline")
-    e2.detectors[0].import_state(st)
+    e2.detectors[0].import_rows(st)
     assert run(e2, _daily("n@x.org", 1, 121, start_day=14))
     with pytest.raises(ValueError):
         e2.detectors[0].import_state({"v": 99})

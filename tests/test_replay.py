@@ -95,3 +95,24 @@ def test_cli_table(day: tuple[Path, Path, Truth]) -> None:
     for acct in truth.benign:
         assert acct not in out
     assert "Replay changes nothing" in out
+
+
+def test_replay_into_a_store_seeds_learned_history(tmp_path: Path) -> None:
+    """`acctwatch replay --db URL old-logs...` teaches new_country/send_baseline before going live."""
+    from acctwatch.config import from_dict
+    from acctwatch.engine import Engine
+    from acctwatch.replay import replay
+    from acctwatch.store import Store
+
+    log = tmp_path / "old.log"
+    log.write_text("".join(
+        f"2026-11-{d:02d}T08:00:00+00:00 mx dovecot: imap-login: Login: user=<h@example.org>, method=PLAIN, "
+        f"rip=192.0.2.10, lip=192.0.2.1, mpid=1, TLS, session=<s{d}>\n" for d in range(1, 20)))
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    from acctwatch.geo import GeoResolver
+
+    geo = GeoResolver.open([Path(__file__).resolve().parent / "fixtures" / "geo" / "test-city.mmdb"],
+                           treat_documentation_as_public=True)
+    replay(Engine(from_dict({}), store=Store(url), geo=geo), [str(log)], PatternSet.load(), zone="UTC")
+    saved = Store(url).load_kv("", "new_country")
+    assert "h@example.org" in saved and saved["h@example.org"][2] == 19  # 19 logins learned

@@ -6,9 +6,9 @@
   history exists; catches a compromise that stays under the global ``send_burst`` limits, and leaves alone a
   newsletter account that always sends 500 on Mondays.
 
-Both learn as they go and persist what they learned through ``export_state``/``import_state`` (the engine
-keeps it in the store's ``detector_state`` table): bounded by a retention (default 90 days) and by caps
-per account and on the number of accounts.
+Both learn as they go and persist what they learned per account, incrementally (``export_changes`` /
+``import_rows``: the engine keeps it in the store's ``detector_kv`` table, committed with the log
+positions): bounded by a retention (default 90 days) and by caps per account and on the number of accounts.
 """
 
 from __future__ import annotations
@@ -27,6 +27,19 @@ MAX_ACCOUNTS = 200_000
 
 def _ts(t: float) -> str:
     return iso(datetime.fromtimestamp(t, tz=UTC))
+
+
+def _sweep(det: Any) -> None:
+    """Once per day of event time: forget accounts idle for longer than their retention (in memory and,
+    through the change set, in the store), so neither grows with every account ever seen."""
+    day = int(det.now // DAY)
+    if day == det._swept:
+        return
+    det._swept = day
+    for acct, h in list(det.accounts.items()):
+        if det.now - h.last > float(det.opt(acct, "retention")):
+            del det.accounts[acct]
+            det._dirty.add(acct)
 
 
 class _Hist:
@@ -58,6 +71,9 @@ class NewCountry(Detector):
     def __init__(self, options: dict[str, Any], ctx: Any) -> None:
         super().__init__(options, ctx)
         self.accounts: dict[str, _Hist] = {}
+        self._dirty: set[str] = set()
+        self.now = 0.0  # newest event time seen
+        self._swept = -1
 
     def feed(self, ev: Event) -> Iterable[Finding]:
         if not login_like(ev):
@@ -68,6 +84,10 @@ class NewCountry(Detector):
         acct = ev.account
         assert acct is not None
         t = ev.ts.timestamp()
+        if t > self.now:
+            self.now = t
+        if self.track_changes:
+            self._dirty.add(acct)
         h = self.accounts.get(acct)
         if h is None:
             if len(self.accounts) >= MAX_ACCOUNTS:
@@ -112,28 +132,41 @@ class NewCountry(Detector):
 
     def _evict(self) -> None:
         keep = sorted(self.accounts.items(), key=lambda kv: -kv[1].last)[: MAX_ACCOUNTS * 3 // 4]
+        gone = set(self.accounts) - {k for k, _ in keep}
         self.accounts = dict(keep)
+        if self.track_changes:
+            self._dirty |= gone
 
-    def export_state(self) -> Any:
-        now = max((h.last for h in self.accounts.values()), default=0.0)
-        retention = float(self.options["retention"])
-        accts: dict[str, Any] = {}
-        for acct, h in self.accounts.items():
-            cs = {k: [round(v[0]), round(v[1]), int(v[2])] for k, v in h.countries.items()
-                  if now - v[1] <= max(retention, float(self.opt(acct, "retention")))}
-            if cs:
-                accts[acct] = [round(h.first), round(h.last), h.logins, cs]
-        return {"v": 1, "accounts": accts}
+    # Learned history is saved per account, incrementally (only accounts that changed since the last
+    # commit), so a busy daemon does not rewrite everybody's history on every batch.
+    def _row(self, acct: str, h: _Hist) -> Any:
+        keep = float(self.opt(acct, "retention"))
+        cs = {k: [round(v[0]), round(v[1]), int(v[2])] for k, v in h.countries.items() if h.last - v[1] <= keep}
+        return [round(h.first), round(h.last), h.logins, cs] if cs else None
 
-    def import_state(self, data: Any) -> None:
-        if not isinstance(data, dict) or data.get("v") != 1:
-            raise ValueError("unknown state format")
-        for acct, (first, last, logins, cs) in data["accounts"].items():
+    def export_changes(self) -> dict[str, Any] | None:
+        _sweep(self)
+        out = {}
+        for acct in self._dirty:
+            h = self.accounts.get(acct)
+            out[acct] = None if h is None else self._row(acct, h)
+        self._dirty.clear()
+        return out
+
+    def import_rows(self, rows: dict[str, Any]) -> None:
+        for acct, (first, last, logins, cs) in rows.items():
             h = _Hist(float(first))
             h.last = float(last)
             h.logins = int(logins)
             h.countries = {str(k): [float(v[0]), float(v[1]), int(v[2])] for k, v in cs.items()}
             self.accounts[str(acct)] = h
+
+    def import_state(self, data: Any) -> None:
+        """History saved whole by acctwatch <= 0.1 (detector_state): adopted, then kept per account."""
+        if not isinstance(data, dict) or data.get("v") != 1:
+            raise ValueError("unknown state format")
+        self.import_rows(data["accounts"])
+        self._dirty.update(self.accounts)
 
 
 class _Send:
@@ -171,6 +204,9 @@ class SendBaseline(Detector):
     def __init__(self, options: dict[str, Any], ctx: Any) -> None:
         super().__init__(options, ctx)
         self.accounts: dict[str, _Send] = {}
+        self._dirty: set[str] = set()
+        self.now = 0.0
+        self._swept = -1
 
     def feed(self, ev: Event) -> Iterable[Finding]:
         acct = ev.account
@@ -184,10 +220,16 @@ class SendBaseline(Detector):
                 return ()
             m = 0
         t = ev.ts.timestamp()
+        if t > self.now:
+            self.now = t
+        if self.track_changes:
+            self._dirty.add(acct)
         s = self.accounts.get(acct)
         if s is None:
             if len(self.accounts) >= MAX_ACCOUNTS:
                 keep = sorted(self.accounts.items(), key=lambda kv: -kv[1].last)[: MAX_ACCOUNTS * 3 // 4]
+                if self.track_changes:
+                    self._dirty |= set(self.accounts) - {k for k, _ in keep}
                 self.accounts = dict(keep)
             s = self.accounts[acct] = _Send(t)
         if t > s.last:
@@ -254,23 +296,32 @@ class SendBaseline(Detector):
         for k in [k for k in s.days if k < oldest]:
             del s.days[k]
 
-    def export_state(self) -> Any:
-        accts: dict[str, Any] = {}
-        retention = float(self.options["retention"])
-        for acct, s in self.accounts.items():
-            last_day = int(s.last // DAY)
-            oldest = last_day - int(max(retention, float(self.opt(acct, "retention"))) // DAY)
-            days = {str(k): v for k, v in s.days.items() if k >= oldest}
-            accts[acct] = {"first": round(s.first), "last": round(s.last), "days": days,
-                           "hour": [s.hour, s.hm, s.hr]}
-        return {"v": 1, "accounts": accts}
+    def _row(self, acct: str, s: _Send) -> Any:
+        last_day = int(s.last // DAY)
+        oldest = last_day - int(float(self.opt(acct, "retention")) // DAY)
+        days = {str(k): v for k, v in s.days.items() if k >= oldest}
+        return {"first": round(s.first), "last": round(s.last), "days": days, "hour": [s.hour, s.hm, s.hr]}
 
-    def import_state(self, data: Any) -> None:
-        if not isinstance(data, dict) or data.get("v") != 1:
-            raise ValueError("unknown state format")
-        for acct, a in data["accounts"].items():
+    def export_changes(self) -> dict[str, Any] | None:
+        _sweep(self)
+        out = {}
+        for acct in self._dirty:
+            s = self.accounts.get(acct)
+            out[acct] = None if s is None else self._row(acct, s)
+        self._dirty.clear()
+        return out
+
+    def import_rows(self, rows: dict[str, Any]) -> None:
+        for acct, a in rows.items():
             s = _Send(float(a["first"]))
             s.last = float(a["last"])
             s.days = {int(k): [int(x) for x in v] for k, v in a["days"].items()}
             s.hour, s.hm, s.hr = (int(x) for x in a["hour"])
             self.accounts[str(acct)] = s
+
+    def import_state(self, data: Any) -> None:
+        """History saved whole by acctwatch <= 0.1 (detector_state): adopted, then kept per account."""
+        if not isinstance(data, dict) or data.get("v") != 1:
+            raise ValueError("unknown state format")
+        self.import_rows(data["accounts"])
+        self._dirty.update(self.accounts)

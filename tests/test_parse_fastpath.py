@@ -73,3 +73,19 @@ def test_rfc5424_framing() -> None:
                  'Login: user=<bob@example.org>, method=PLAIN, rip=192.0.2.1, lip=192.0.2.2', 2)
     assert ev is not None and ev.kind == "login" and (ev.account, ev.ip) == ("bob@example.org", "192.0.2.1")
     assert split_header("<30>1 - mx dovecot - - - no timestamp") is None  # nil time: no event
+
+
+def test_iter_events_equals_line_by_line_parsing() -> None:
+    """The replay loop (iter_events, with its queue-id pre-gate) and parse_bytes agree, stats included."""
+    raws = [line.encode() for line in LINES] + [b"", b"# comment", b"garbage \xff\xfe", b"x" * 20000]
+    wanted = {"4ABCD12345"}
+    a = LineParser(PS, Clock(zone="UTC", year=2026), queue_filter=wanted.__contains__, kinds={"message", "queue",
+                                                                                              "delivery", "login"})
+    b = LineParser(PS, Clock(zone="UTC", year=2026), queue_filter=wanted.__contains__, kinds={"message", "queue",
+                                                                                              "delivery", "login"})
+    got = [e.to_dict() for e in a.iter_events(raws)]
+    want = [e.to_dict() for n, r in enumerate(raws, 1) if (e := b.parse_bytes(r, n)) is not None]
+    assert got == want and [e["kind"] for e in got] == ["message", "queue", "delivery", "login"]
+    sa, sb = a.stats.to_dict(), b.stats.to_dict()
+    assert sa == sb, (sa, sb)
+    assert sa["unwanted_queue"] == 2 and sa["invalid_utf8"] == 1 and sa["too_long"] == 1 and sa["lines"] == 11

@@ -47,6 +47,7 @@ LOGIN_SERVICE = {
     "submission": "submission", "lmtp": "lmtp",
 }
 _DOVECOT_SUB_RE = re.compile(r"([a-z][a-z0-9-]*)(?:\([^()\s]*\))?(?:<[^<>\s]*>){0,2}:(?: |\Z)")
+_LOGIN_PROCESSES = frozenset({"imap-login", "pop3-login", "submission-login", "managesieve-login"})
 _LEVELS = ("Info: ", "Warning: ", "Error: ", "Fatal: ", "Panic: ", "Debug: ", "Warn: ")
 
 
@@ -79,8 +80,12 @@ class Pattern:
     #: queue/delivery patterns whose line starts with the queue id: skippable when nobody wants that id
     queue_gated: bool = False
 
+    #: the named groups that become event fields (``_`` groups are for matching only)
+    groups: tuple[str, ...] = ()
+
     def __post_init__(self) -> None:
         self.int_fields = tuple(k for k in (*self.regex.groupindex, *self.fields) if k in INT_FIELDS)
+        self.groups = tuple(g for g in self.regex.groupindex if not g.startswith("_"))
         self.queue_gated = self.event in ("queue", "delivery") and self.regex.pattern.startswith("^(?P<queue_id>")
 
 
@@ -280,6 +285,10 @@ def classify_program(program: str, msg: str) -> tuple[str, str, str | None, str]
         return "postfix", daemon, hint, msg
     if program in CYRUS_SIEVE:
         return "cyrus", program.rpartition("/")[2], "managesieve", msg
+    if program == "dovecot":  # fast path for the most common shape: "dovecot: imap-login: Login: ..."
+        sub, sep, rest = msg.partition(": ")
+        if sep and sub in _LOGIN_PROCESSES and rest[:1] not in "IWEFPD":
+            return "dovecot", sub, LOGIN_SERVICE.get(sub), rest
     prefix = program
     if program.startswith("dovecot"):
         if program == "dovecot-auth":
@@ -524,10 +533,12 @@ class LineParser:
             self.stats.bad_time += 1
             return None
         kw: dict[str, Any] = dict(pat.fields)
-        for k, v in m.groupdict().items():
-            if v is None or k[0] == "_":
-                continue
-            kw[k] = v if len(v) <= MAX_FIELD else v[:MAX_FIELD]
+        names = pat.groups
+        if names:
+            values = m.group(*names) if len(names) > 1 else (m.group(names[0]),)
+            for k, v in zip(names, values, strict=True):
+                if v is not None:
+                    kw[k] = v if len(v) <= MAX_FIELD else v[:MAX_FIELD]
         for k in pat.int_fields:
             if k in kw:
                 try:

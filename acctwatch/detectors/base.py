@@ -138,6 +138,18 @@ def login_like(ev: Event) -> bool:
     return (ev.kind == "login" or ev.kind == "message") and ev.account is not None and ev.ip is not None
 
 
+def sent(ev: Event) -> tuple[str, int, int] | None:
+    """(account, messages, recipients) of an authenticated account's ``message`` (1, 0) or ``queue``
+    (0, nrcpt) event; None for anything else (or a queue entry without recipients)."""
+    acct = ev.account
+    if acct is None:
+        return None
+    if ev.kind == "message":
+        return acct, 1, 0
+    r = getattr(ev, "nrcpt", None) or 0
+    return (acct, 0, r) if r > 0 else None
+
+
 def geo_brief(ev: Event) -> dict[str, Any]:
     g = ev.geo
     d: dict[str, Any] = {"ts": ev.ts.isoformat().replace("+00:00", "Z"), "ip": ev.ip, "service": ev.service}

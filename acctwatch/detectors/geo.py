@@ -10,6 +10,17 @@ from ..events import Event
 from .base import Detector, Finding, Seen, Window, login_like, register
 
 
+def country_login(det: Detector, ev: Event) -> tuple[str, str] | None:
+    """(account, country) of a successful login that counts for geography, else None."""
+    if not login_like(ev):
+        return None
+    country = _counts_as_country(det, ev)
+    if country is None:
+        return None
+    assert ev.account is not None
+    return ev.account, country
+
+
 def _counts_as_country(det: Detector, ev: Event) -> str | None:
     g = ev.geo
     if g is None or g.internal or not g.country:
@@ -39,13 +50,10 @@ class GeoCountries(Detector):
         self._dirty: set[str] = set()
 
     def feed(self, ev: Event) -> Iterable[Finding]:
-        if not login_like(ev):
+        got = country_login(self, ev)
+        if got is None:
             return ()
-        country = _counts_as_country(self, ev)
-        if country is None:
-            return ()
-        acct = ev.account
-        assert acct is not None
+        acct, country = got
         w = self.windows.get(acct)
         span = float(self.opt(acct, "window"))
         if w is None:

@@ -18,8 +18,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..events import Event
-from .base import Detector, Finding, geo_brief, iso, login_like, register
-from .geo import _counts_as_country
+from .base import Detector, Finding, geo_brief, iso, register, sent
+from .geo import country_login
 
 DAY = 86400.0
 MAX_ACCOUNTS = 200_000
@@ -76,13 +76,10 @@ class NewCountry(Detector):
         self._swept = -1
 
     def feed(self, ev: Event) -> Iterable[Finding]:
-        if not login_like(ev):
+        got = country_login(self, ev)
+        if got is None:
             return ()
-        country = _counts_as_country(self, ev)
-        if country is None:
-            return ()
-        acct = ev.account
-        assert acct is not None
+        acct, country = got
         t = ev.ts.timestamp()
         if t > self.now:
             self.now = t
@@ -209,16 +206,10 @@ class SendBaseline(Detector):
         self._swept = -1
 
     def feed(self, ev: Event) -> Iterable[Finding]:
-        acct = ev.account
-        if acct is None:
+        got = sent(ev)
+        if got is None:
             return ()
-        if ev.kind == "message":
-            m, r = 1, 0
-        else:
-            r = ev.nrcpt or 0  # type: ignore[attr-defined]
-            if r <= 0:
-                return ()
-            m = 0
+        acct, m, r = got
         t = ev.ts.timestamp()
         if t > self.now:
             self.now = t

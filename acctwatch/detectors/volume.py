@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from ..events import Event
-from .base import Detector, Finding, geo_brief, iso, register
+from .base import Detector, Finding, geo_brief, iso, register, sent
 
 _FAILED = ("bounced", "deferred", "expired")
 
@@ -67,16 +67,10 @@ class SendBurst(Detector):
         self._n = 0
 
     def feed(self, ev: Event) -> Iterable[Finding]:
-        acct = ev.account
-        if acct is None:
+        got = sent(ev)
+        if got is None:
             return ()
-        if ev.kind == "message":
-            m, r = 1, 0
-        else:
-            r = ev.nrcpt or 0  # type: ignore[attr-defined]
-            if r <= 0:
-                return ()
-            m = 0
+        acct, m, r = got
         t = ev.ts.timestamp()
         a = self.accounts.get(acct)
         if a is None:

@@ -201,9 +201,6 @@ class PatternSet:
             return self.index
         return {k: [p for p in v if p.event == "ignore" or p.event in kinds] for k, v in self.index.items()}
 
-    def for_program(self, family: str, daemon: str) -> list[Pattern]:
-        return self.index.get((family, daemon), [])
-
 
 @dataclass
 class ParseStats:
@@ -360,7 +357,8 @@ class LineParser:
         self._index = patterns.index_for(self.kinds)
 
     def iter_events(self, raws: Iterable[bytes], start: int = 1) -> Iterator[Event]:
-        """Events of many raw lines: the same as :meth:`parse_bytes` line by line, in one tight loop
+        """Events of many raw lines (without line endings, as :func:`acctwatch.sources.files.iter_lines`
+        gives them): the same as :meth:`parse_bytes` line by line, in one tight loop
         (the replay hot path: per-line bookkeeping is done in locals and written back at the end)."""
         if self.track_unmatched:
             for n, raw in enumerate(raws, start):
@@ -409,7 +407,7 @@ class LineParser:
                             st.unwanted_queue += 1
                             continue
                 try:
-                    ev = framed(line.rstrip("\r\n"), n)
+                    ev = framed(line, n)
                 except Exception:  # never let one line stop a replay or the daemon; counted
                     st.internal_errors += 1
                     continue
@@ -576,13 +574,6 @@ def _default_service(family: str, daemon: str) -> str | None:
     if family == "postfix":
         return "smtp" if daemon == "smtpd" else None
     return LOGIN_SERVICE.get(daemon)
-
-
-def parse_lines(parser: LineParser, lines: Iterable[str | bytes], start: int = 1) -> Iterator[Event]:
-    for n, line in enumerate(lines, start):
-        ev = parser.parse_bytes(line, n) if isinstance(line, bytes) else parser.parse(line, n)
-        if ev is not None:
-            yield ev
 
 
 @dataclass

@@ -6,6 +6,7 @@ first); several chains (e.g. Postfix's and Dovecot's own log files) are merged b
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -37,8 +38,6 @@ def chains(names: list[str]) -> list[list[str]]:
 
 
 def _dir(name: str) -> str:
-    import os
-
     return os.path.dirname(os.path.abspath(name))
 
 

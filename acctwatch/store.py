@@ -70,7 +70,7 @@ incidents = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
 )
 
-history = sa.Table(
+history = sa.Table(  # (schema v1; learned history now lives in detector_kv, kept so old stores still open)
     "account_history", metadata,
     sa.Column("account", S(320), primary_key=True),
     sa.Column("kind", S(32), primary_key=True),  # country, asn, send_hour, send_day, login
@@ -281,28 +281,6 @@ class Store:
             r["evidence"] = json.loads(r["evidence"])
             r["ips"] = json.loads(r["ips"])
         return rows
-
-    # -- history ----------------------------------------------------------------------------------
-    def load_history(self, account: str | None = None) -> list[dict[str, Any]]:
-        q = sa.select(history)
-        if account is not None:
-            q = q.where(history.c.account == account)
-        with self.engine.connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(q)]
-
-    def save_history(self, conn: Connection, rows: Iterable[dict[str, Any]]) -> None:
-        """Upsert history rows (account, kind, key, first_seen, last_seen, count, value)."""
-        for r in rows:
-            key = (history.c.account == r["account"]) & (history.c.kind == r["kind"]) & (history.c.key == r["key"])
-            res = conn.execute(history.update().where(key).values(
-                last_seen=r["last_seen"], count=r["count"], value=r.get("value"),
-                first_seen=r["first_seen"]))
-            if res.rowcount == 0:
-                conn.execute(history.insert().values(**r))
-
-    def prune_history(self, before: datetime) -> int:
-        with self.begin() as conn:
-            return conn.execute(history.delete().where(history.c.last_seen < before)).rowcount or 0
 
     # -- detector state and checkpoints -------------------------------------------------------------
     def load_state(self) -> dict[str, Any]:

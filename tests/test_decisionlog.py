@@ -7,13 +7,13 @@ import json
 import os
 import re
 import socket
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from fakegeo import FakeGeoInfo
 
 from acctwatch.actions.decisionlog import DecisionLog, format_line, quote_account
 from acctwatch.cli import main
@@ -264,22 +264,8 @@ def test_ban_follower_polls_new_rows_and_resumes(tmp_path: Path) -> None:
     assert BanFollower.resume(_store_with_bans(tmp_path / "x"), now=T0 + timedelta(days=2)).poll() == []
 
 
-@dataclass(frozen=True)
-class _Geo:
-    internal: bool = False
-    country: str | None = "DE"
-    city: str | None = None
-    latitude: float | None = None
-    longitude: float | None = None
-    accuracy_km: float | None = None
-    asn: int | None = None
-    asn_org: str | None = None
-
-    def label(self) -> str:
-        return str(self.country)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+def _Geo(country: str | None = "DE") -> FakeGeoInfo:
+    return FakeGeoInfo("", False, country)
 
 
 class _GeoDB:

@@ -151,11 +151,8 @@ def sent(ev: Event) -> tuple[str, int, int] | None:
 
 
 def geo_brief(ev: Event) -> dict[str, Any]:
-    g = ev.geo
-    d: dict[str, Any] = {"ts": ev.ts.isoformat().replace("+00:00", "Z"), "ip": ev.ip, "service": ev.service}
-    if g is not None:
-        d.update(country=g.country, city=g.city, asn=g.asn, asn_org=g.asn_org)
-    return d
+    """Time, IP, service and where: how a login appears in evidence."""
+    return Seen(ev).brief()
 
 
 class Seen:

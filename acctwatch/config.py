@@ -85,6 +85,10 @@ class Config:
     lockers: dict[str, dict[str, Any]] = field(default_factory=dict)
     notify: dict[str, Any] = field(default_factory=dict)
     decision_log: dict[str, Any] = field(default_factory=dict)
+    #: [networks]: network classes from the admin (ASNs, CIDRs, organisation names per class); see netclass.py
+    networks: dict[str, Any] = field(default_factory=dict)
+    #: [familiarity]: how per-account profiles learn (see profiles.py)
+    familiarity: dict[str, Any] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -120,7 +124,7 @@ def from_dict(data: dict[str, Any], path: Path | None = None) -> Config:
     where = str(path) if path else "config"
     cfg = Config(path=path, raw=data)
     known = {"general", "sources", "detectors", "accounts", "allowlist", "response", "lockers", "notify",
-             "geoip", "decision_log"}
+             "geoip", "decision_log", "networks", "familiarity"}
     unknown = set(data) - known
     if unknown:
         raise ConfigError(f"{where}: unknown section(s) {', '.join(sorted(unknown))} "
@@ -180,6 +184,8 @@ def from_dict(data: dict[str, Any], path: Path | None = None) -> Config:
     cfg.lockers = _table(data, "lockers", where)
     cfg.notify = _table(data, "notify", where)
     cfg.decision_log = _table(data, "decision_log", where)
+    cfg.networks = _table(data, "networks", where)
+    cfg.familiarity = _table(data, "familiarity", where)
     return cfg
 
 

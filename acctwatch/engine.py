@@ -42,24 +42,35 @@ class Incident:
     #: the IPs presumed to be the attacker's (what fail2ban may ban): never the owner's presumed own IP;
     #: not given: all of ``ips``
     attackers: list[str] = None  # type: ignore[assignment]
+    #: when acctwatch decided: the event time of the finding that opened the incident (not the wall clock)
+    detected_at: datetime = None  # type: ignore[assignment]
+    #: every level the incident reached, oldest first: {"at", "level", "detector", "rule", "summary"};
+    #: the first entry is the opening level
+    escalations: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.attackers is None:
             self.attackers = list(self.ips)
+        if self.detected_at is None:
+            self.detected_at = self.last_seen if self.updated == 0 else self.first_seen
+        if not self.escalations:
+            self.escalations = [{"at": _iso(self.detected_at), "level": self.action, "detector": self.detector,
+                                 "rule": None, "summary": self.summary}]
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id, "account": self.account, "detector": self.detector, "action": self.action,
-            "first_seen": _iso(self.first_seen), "last_seen": _iso(self.last_seen), "summary": self.summary,
-            "ips": self.ips, "attacker_ips": self.attackers, "evidence": self.evidence, "updated": self.updated,
-            "status": self.status,
+            "detected_at": _iso(self.detected_at), "first_seen": _iso(self.first_seen),
+            "last_seen": _iso(self.last_seen), "summary": self.summary, "ips": self.ips,
+            "attacker_ips": self.attackers, "escalations": self.escalations, "evidence": self.evidence,
+            "updated": self.updated, "status": self.status,
         }
 
     def row(self) -> dict[str, Any]:
         return {"id": self.id, "account": self.account, "detector": self.detector, "action": self.action,
                 "first_seen": self.first_seen, "last_seen": self.last_seen, "summary": self.summary,
                 "evidence": {**self.evidence, "attacker_ips": self.attackers}, "ips": self.ips,
-                "updated": self.updated}
+                "updated": self.updated, "detected_at": self.detected_at, "escalations": self.escalations}
 
     @classmethod
     def from_row(cls, r: dict[str, Any]) -> Incident:
@@ -67,7 +78,21 @@ class Incident:
         ips = list(r.get("ips") or [])
         attackers = list(ev.pop("attacker_ips", ips))
         return cls(r["id"], r["account"], r["detector"], r["action"], r["first_seen"], r["last_seen"],
-                   r["summary"], ev, ips, r.get("updated", 0), r.get("status", "open"), attackers)
+                   r["summary"], ev, ips, r.get("updated", 0), r.get("status", "open"), attackers,
+                   r.get("detected_at") or r["first_seen"], list(r.get("escalations") or []))
+
+    def escalate(self, level: str, at: datetime, detector: str, rule: str | None, summary: str) -> bool:
+        """Raise the level (never lowers it); True when it rose. The change is kept in ``escalations``."""
+        if LEVELS.get(level, 0) <= LEVELS.get(self.action, 0):
+            return False
+        self.action = level
+        self.escalations.append({"at": _iso(at), "level": level, "detector": detector, "rule": rule,
+                                 "summary": summary})
+        return True
+
+
+#: response levels, weakest first
+LEVELS = {"notify": 0, "hold": 1, "lock": 2}
 
 
 def _iso(ts: datetime) -> str:
@@ -97,6 +122,8 @@ class IncidentTracker:
         return f"ip:{ips[0]}" if ips else None
 
     def add(self, f: Finding, action: str) -> tuple[Incident, bool]:
+        """Merge *f* (asking for level *action*) into its open incident, raising the level when it asks for
+        more, or open a new one. The first finding's event time is the incident's ``detected_at``."""
         subject = self.subject(f.account, f.ips)
         key = (subject, f.detector)
         cur = self.open.get(key)
@@ -104,15 +131,21 @@ class IncidentTracker:
                 cur, f):
             if f.ts > cur.last_seen:
                 cur.last_seen = f.ts
-            cur.summary = f.summary
-            cur.evidence = f.evidence
+            if LEVELS.get(action, 0) >= LEVELS.get(cur.action, 0):
+                # the strongest evidence is what the incident is about: a weaker finding merged later does not
+                # replace the summary and evidence of the one that raised the level
+                cur.summary = f.summary
+                cur.evidence = f.evidence
+            cur.escalate(action, f.ts, f.detector, f.rule, f.summary)
             cur.ips = list(dict.fromkeys([*cur.ips, *f.ips]))
             cur.attackers = list(dict.fromkeys([*cur.attackers, *f.suspects]))
             cur.updated += 1
             return cur, False
         inc = Incident(incident_id(subject, f.detector, f.first_seen), f.account, f.detector, action,
                        f.first_seen, f.ts, f.summary, f.evidence, list(dict.fromkeys(f.ips)),
-                       attackers=list(dict.fromkeys(f.suspects)))
+                       attackers=list(dict.fromkeys(f.suspects)), detected_at=f.ts,
+                       escalations=[{"at": _iso(f.ts), "level": action, "detector": f.detector, "rule": f.rule,
+                                     "summary": f.summary}])
         self.open[key] = inc
         return inc, True
 
@@ -317,7 +350,8 @@ class Engine:
         return out
 
     def _finding(self, det: Detector, f: Finding) -> Incident:
-        action = str(det.opt(f.account, "policy"))
+        cap = str(det.opt(f.account, "policy"))
+        action = cap if f.level is None or LEVELS.get(f.level, 0) > LEVELS.get(cap, 0) else f.level
         inc, new = self.tracker.add(f, action)
         self.incidents[inc.id] = inc
         self._dirty[inc.id] = inc

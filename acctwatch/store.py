@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection, Engine
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 class UTCDateTime(sa.types.TypeDecorator[datetime]):
@@ -68,6 +68,9 @@ incidents = sa.Table(
     sa.Column("updated", sa.Integer, nullable=False, default=0),  # how many findings merged
     sa.Column("instance", S(128), nullable=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
+    # v4: when acctwatch decided (event time of the finding that opened it) and every level change (JSON)
+    sa.Column("detected_at", UTCDateTime, nullable=True),
+    sa.Column("escalations", sa.Text, nullable=True),
 )
 
 history = sa.Table(  # (schema v1; learned history now lives in detector_kv, kept so old stores still open)
@@ -148,6 +151,18 @@ bans = sa.Table(
     sa.UniqueConstraint("ip", "jail", "ts", name="uq_ban"),
 )
 
+feedback = sa.Table(
+    "feedback", metadata,  # v4: what operators taught the familiarity profiles (trust, unlock, false positive)
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("ts", UTCDateTime, nullable=False),
+    sa.Column("account", S(320), nullable=False, index=True),
+    sa.Column("action", S(16), nullable=False),  # trust, untrust
+    sa.Column("network", S(128), nullable=False),  # an IP, a CIDR or a network key ("AS3320", "203.0.113.0/24")
+    sa.Column("incident_id", S(64), nullable=True),
+    sa.Column("actor", S(128), nullable=False, default="acctwatch"),
+    sa.Column("note", sa.Text, nullable=False, default=""),
+)
+
 detector_kv = sa.Table(
     "detector_kv", metadata,  # per-key detector windows (e.g. one row per account), written incrementally
     sa.Column("scope", S(128), primary_key=True),  # the instance ([sources] instance), "" for replay
@@ -171,7 +186,19 @@ def _v2_to_v3(conn: Connection) -> None:
     """detector_kv: created by create_all() before migrations run; nothing to convert."""
 
 
-MIGRATIONS: list[Any] = [_v1_to_v2, _v2_to_v3]
+def _v3_to_v4(conn: Connection) -> None:
+    """incidents.detected_at and incidents.escalations (older incidents: detected_at = first_seen);
+    the feedback table is created by create_all()."""
+    cols = {c["name"] for c in sa.inspect(conn).get_columns("incidents")}
+    if "detected_at" not in cols:
+        typ = incidents.c.detected_at.type.compile(dialect=conn.dialect)
+        conn.execute(sa.text(f"ALTER TABLE incidents ADD COLUMN detected_at {typ} NULL"))
+        conn.execute(incidents.update().values(detected_at=incidents.c.first_seen))
+    if "escalations" not in cols:
+        conn.execute(sa.text("ALTER TABLE incidents ADD COLUMN escalations TEXT NULL"))
+
+
+MIGRATIONS: list[Any] = [_v1_to_v2, _v2_to_v3, _v3_to_v4]
 
 
 def utcnow() -> datetime:
@@ -255,10 +282,12 @@ class Store:
         values = dict(row)
         values["evidence"] = json.dumps(values["evidence"], default=str, sort_keys=True)
         values["ips"] = json.dumps(values.get("ips", []))
+        if "escalations" in values:
+            values["escalations"] = json.dumps(values["escalations"], default=str)
         exists = conn.execute(sa.select(incidents.c.id).where(incidents.c.id == values["id"])).first()
         if exists:
-            upd = {k: values[k] for k in ("last_seen", "summary", "evidence", "ips", "updated", "action")
-                   if k in values}
+            upd = {k: values[k] for k in ("last_seen", "summary", "evidence", "ips", "updated", "action",
+                                          "escalations") if k in values}
             conn.execute(incidents.update().where(incidents.c.id == values["id"]).values(**upd))
             return False
         values.setdefault("created_at", utcnow())
@@ -280,7 +309,37 @@ class Store:
         for r in rows:
             r["evidence"] = json.loads(r["evidence"])
             r["ips"] = json.loads(r["ips"])
+            r["escalations"] = json.loads(r["escalations"]) if r.get("escalations") else []
+            if r.get("detected_at") is None:
+                r["detected_at"] = r["first_seen"]
         return rows
+
+    def incident(self, incident_id: str) -> dict[str, Any] | None:
+        """One incident by id (or by a unique prefix of at least 6 characters)."""
+        q = sa.select(incidents.c.id).where(incidents.c.id.like(f"{incident_id}%")) if len(incident_id) >= 6 \
+            else sa.select(incidents.c.id).where(incidents.c.id == incident_id)
+        with self.engine.connect() as conn:
+            ids = [r.id for r in conn.execute(q.limit(2))]
+        if len(ids) != 1:
+            return None
+        rows = [r for r in self.incidents() if r["id"] == ids[0]]  # small helper path, not the hot path
+        return rows[0] if rows else None
+
+    def set_incident_status(self, conn: Connection, incident_id: str, status: str) -> None:
+        conn.execute(incidents.update().where(incidents.c.id == incident_id).values(status=status))
+
+    # -- operator feedback for the familiarity profiles ----------------------------------------------
+    def add_feedback(self, conn: Connection, *, account: str, action: str, network: str,
+                     incident_id: str | None = None, actor: str = "acctwatch", note: str = "") -> None:
+        conn.execute(feedback.insert().values(ts=utcnow(), account=account.lower(), action=action, network=network,
+                                              incident_id=incident_id, actor=actor, note=note))
+
+    def feedback_since(self, last_id: int, account: str | None = None) -> list[dict[str, Any]]:
+        q = sa.select(feedback).where(feedback.c.id > last_id).order_by(feedback.c.id)
+        if account is not None:
+            q = q.where(feedback.c.account == account.lower())
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
 
     # -- detector state and checkpoints -------------------------------------------------------------
     def load_state(self) -> dict[str, Any]:
@@ -353,6 +412,12 @@ class Store:
             q = q.where(audit.c.incident_id == incident_id)
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(q)]
+
+    def decided_levels(self, conn: Connection, incident_id: str) -> set[str]:
+        """The levels (notify, hold, lock) an incident was already decided at (its summary audit rows)."""
+        q = sa.select(audit.c.action).where((audit.c.incident_id == incident_id) & audit.c.backend.is_(None)
+                                            & audit.c.idem_key.like(f"inc:{incident_id}:decided%"))
+        return {r.action for r in conn.execute(q)}
 
     def audit_seen(self, conn: Connection, idem_key: str) -> bool:
         return conn.execute(sa.select(audit.c.id).where(audit.c.idem_key == idem_key)).first() is not None

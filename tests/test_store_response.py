@@ -55,9 +55,11 @@ def v1_metadata() -> sa.MetaData:
 
 def test_fresh_schema(db_url: str) -> None:
     s = Store(db_url)
-    assert s.schema_version() == SCHEMA_VERSION == 3
+    assert s.schema_version() == SCHEMA_VERSION == 4
     tables = set(sa.inspect(s.engine).get_table_names())
-    assert {"meta", "incidents", "audit", "locks", "outbox", "bans", "account_history", "detector_kv"} <= tables
+    assert {"meta", "incidents", "audit", "locks", "outbox", "bans", "account_history", "detector_kv",
+            "feedback"} <= tables
+    assert {"detected_at", "escalations"} <= {c["name"] for c in sa.inspect(s.engine).get_columns("incidents")}
     assert "event_time" in {c["name"] for c in sa.inspect(s.engine).get_columns("audit")}
     Store(db_url)  # opening again changes nothing
     assert s.schema_version() == SCHEMA_VERSION
@@ -87,6 +89,33 @@ def test_upgrade_from_v1_keeps_history(db_url: str) -> None:
         assert s.audit(conn, action="lock", result="ok", idem_key="k-new", event_time=T0)
         assert s.count_audit(conn, actions=["lock"], results=["ok"], event_since=T0 - timedelta(hours=1),
                              event_until=T0) == 1
+    s.close()
+
+
+def test_upgrade_from_v3_gives_detected_at(db_url: str) -> None:
+    m = sa.MetaData()
+    for t in store_mod.metadata.sorted_tables:
+        if t.name == "feedback":
+            continue
+        if t.name == "incidents":
+            sa.Table("incidents", m, *[c.copy() for c in t.columns if c.name not in ("detected_at", "escalations")])
+        else:
+            t.to_metadata(m)
+    eng = sa.create_engine(db_url)
+    m.create_all(eng)
+    with eng.begin() as conn:
+        conn.execute(sa.text("INSERT INTO meta (" + ("`key`" if "mysql" in db_url else "key")
+                             + ", value) VALUES ('schema_version', '3')"))
+        conn.execute(sa.text("INSERT INTO incidents (id, account, detector, action, status, first_seen, last_seen, "
+                             "summary, evidence, ips, updated, created_at) VALUES ('old', 'a@example.org', "
+                             "'geo_countries', 'lock', 'open', :t, :t2, 's', '{}', '[]', 1, :t2)"),
+                     {"t": T0.replace(tzinfo=None), "t2": (T0 + timedelta(minutes=3)).replace(tzinfo=None)})
+    eng.dispose()
+    s = Store(db_url)
+    assert s.schema_version() == SCHEMA_VERSION
+    [i] = s.incidents()
+    assert i["detected_at"] == T0 and i["escalations"] == []
+    assert "feedback" in set(sa.inspect(s.engine).get_table_names())
     s.close()
 
 

@@ -316,6 +316,14 @@ def incident_message(incident: Any, headline: str, done: list[str], *, dry_run: 
         f"When:      {_fmt_ts(incident.first_seen)} -> {_fmt_ts(incident.last_seen)}"
         + (f" ({incident.updated + 1} findings)" if getattr(incident, "updated", 0) else ""),
     ]
+    detected = getattr(incident, "detected_at", None)
+    if detected is not None:
+        lines.append(f"Detected:  {_fmt_ts(detected)} (log time of the finding that opened the incident)")
+    steps = getattr(incident, "escalations", None) or []
+    if len(steps) > 1:
+        lines.append("Levels:    " + clean(" -> ".join(
+            f"{e.get('level')} at {str(e.get('at', ''))[11:19]}"
+            + (f" ({e['rule']})" if e.get("rule") else "") for e in steps)))
     if incident.ips:
         lines.append(f"IPs:       {clean(', '.join(incident.ips[:20]))}" + (" ..." if len(incident.ips) > 20 else ""))
     suspects = getattr(incident, "attackers", None)

@@ -174,11 +174,13 @@ class Responder:
             return self._simulate(incident)
         assert self.store is not None
         store = self.store
-        decided = f"inc:{incident.id}:decided"
-        with store.begin() as conn:
-            if store.audit_seen(conn, decided):
-                return None  # already handled (a later finding of the same incident, or re-processing)
         level = incident.action if incident.action in LEVELS else "notify"
+        with store.begin() as conn:
+            done = store.decided_levels(conn, incident.id)
+        if done and max(LEVELS.get(x, 0) for x in done) >= LEVELS[level]:
+            return None  # already handled (a later finding of the same incident, or re-processing)
+        # the first decision of an incident, or an escalation to a higher level (decided once per level)
+        suffix = f":{level}" if done else ""
         acct = incident.account
         names = self._backends_for(level, acct) if level != "notify" else []
         lock_key = acct if acct is not None else f"incident:{incident.id}"
@@ -208,7 +210,7 @@ class Responder:
                 d.detail += f"; in enforce mode this would fail: {self.lock_config_error}"
         else:
             self._run_backends(d, incident, lock_key, existing, actor="acctwatch", reason=incident.summary)
-        self._record(d, incident)
+        self._record(d, incident, suffix)
         return d
 
     def _stale(self, existing: dict[str, Any], account: str) -> bool:
@@ -331,7 +333,7 @@ class Responder:
             d.outcome = "failed"
         d.detail = "; ".join(f"{r.backend}: {'ok' if r.ok else 'FAILED'}: {r.detail}" for r in d.results)
 
-    def _record(self, d: Decision, incident: Any) -> None:
+    def _record(self, d: Decision, incident: Any, suffix: str = "") -> None:
         """The summary audit row (the idempotency key of the incident) and the alerts, in one transaction."""
         assert self.store is not None
         result = {"alert": "ok", "locked": "ok", "held": "ok", "partial": "partial", "failed": "failed",
@@ -341,18 +343,19 @@ class Responder:
         with self.store.begin() as conn:
             written = self.store.audit(conn, action=action, result=result, account=d.account,
                                        incident_id=d.incident_id, detail=f"{d.outcome}: {d.detail}".strip(": "),
-                                       actor=d.actor, idem_key=f"inc:{d.incident_id}:decided",
+                                       actor=d.actor, idem_key=f"inc:{d.incident_id}:decided{suffix}",
                                        event_time=incident.last_seen)
             if not written or self.notifier is None or d.outcome == "already":
                 return
             headline, done, locked = self._describe(d)
             title, body = incident_message(incident, headline, done, dry_run=d.dry_run, locked=locked,
                                            note=d.detail if d.outcome in ("protected", "breaker") else "")
-            self.notifier.enqueue_operator(conn, f"inc:{d.incident_id}:operator", title, body, d.incident_id)
+            self.notifier.enqueue_operator(conn, f"inc:{d.incident_id}:operator{suffix}", title, body, d.incident_id)
             if (self.notify_user and locked and not d.dry_run and d.account
                     and d.outcome in ("locked", "held", "partial")):
                 ut, ub = user_message(incident, d.level == "lock")
-                self.notifier.enqueue_user(conn, f"inc:{d.incident_id}:user", d.account, ut, ub, d.incident_id)
+                self.notifier.enqueue_user(conn, f"inc:{d.incident_id}:user{suffix}", d.account, ut, ub,
+                                           d.incident_id)
 
     def _describe(self, d: Decision) -> tuple[str, list[str], bool]:
         verb = {"lock": "LOCKED", "hold": "MAIL HELD"}.get(d.level, "ALERT")
@@ -372,9 +375,9 @@ class Responder:
         return head, done, any(r.ok for r in d.results)
 
     def _simulate(self, incident: Any) -> Decision | None:
-        if any(x.incident_id == incident.id for x in self.decisions[-50:]):
-            return None
         level = incident.action if incident.action in LEVELS else "notify"
+        if any(x.incident_id == incident.id and LEVELS[x.level] >= LEVELS[level] for x in self.decisions[-200:]):
+            return None
         acct = incident.account
         names = self._backends_for(level, acct) if level != "notify" else []
         d = Decision(incident.id, acct, level, "alert", True, names)

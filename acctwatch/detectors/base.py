@@ -35,6 +35,11 @@ class Finding:
     ips: list[str] = field(default_factory=list)  # the client IPs involved (attacking ones first)
     #: the IPs presumed to be the attacker's (default: all of ``ips``); [] when no IP can be blamed
     attackers: list[str] | None = None
+    #: the level this finding asks for (notify, hold, lock); None: the detector's policy. The detector's
+    #: ``policy`` option caps it (policy = "notify" makes a detector notify-only).
+    level: str | None = None
+    #: which rule of the detector raised it (for the evidence and the escalation history)
+    rule: str | None = None
 
     @property
     def suspects(self) -> list[str]:

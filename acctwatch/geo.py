@@ -6,6 +6,8 @@ plus an ASN database):
 * MaxMind GeoIP2/GeoLite2 City, Country, ASN, ISP and Enterprise databases, and DB-IP's Lite databases
   (same layout), through ``geoip2.database.Reader``; the kind is taken from the database's metadata
   (``database_type``), exactly as geoip2 itself decides which lookups a file allows;
+* MaxMind's GeoIP2 Anonymous IP (and GeoIP Anonymous Plus) and Connection Type databases, which give no
+  place but a *network class hint* (see below);
 * any other MMDB ("flat" layout, e.g. ``{"country_code": "DE"}`` or ``{"country": "DE", "asn": 123}``)
   through ``maxminddb``, with the usual key names recognised.
 
@@ -20,6 +22,16 @@ reserved, unspecified, and the documentation ranges -- are ``internal`` and neve
 documentation ranges (192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24, 2001:db8::/32, 3fff::/20) can be
 treated as public with ``treat_documentation_as_public=True`` (test databases and example logs use them).
 IPv4-mapped IPv6 (``::ffff:a.b.c.d``) and NAT64 (``64:ff9b::a.b.c.d``) addresses are looked up as IPv4.
+
+Network class hints (``GeoInfo.net_class``, one of ``acctwatch.netclass.CLASSES``, with
+``net_class_source`` saying which field gave it) come from what the admin's databases say about the network:
+the Anonymous IP flags (``is_anonymous_vpn`` -> vpn, ``is_hosting_provider`` -> datacenter,
+``is_tor_exit_node``/``is_public_proxy``/``is_residential_proxy``/``is_anonymous`` -> anonymizer), the
+Enterprise ``user_type`` trait (``hosting`` -> datacenter, ``residential``/``cellular``/``business``/... ->
+eyeball) and the ``connection_type`` (``Cellular``, ``Cable/DSL`` -> eyeball). With several databases the
+strongest hint wins: anonymity flags, then ``user_type``, then ``connection_type``.
+``acctwatch.netclass.NetworkClassifier`` turns them (and the admin's config, and a shipped ASN list) into
+the class the detectors use.
 
 Lookups are cached in a bounded LRU (hits and misses alike): a mail server sees the same few thousand
 client addresses over and over.
@@ -145,13 +157,16 @@ class GeoInfo:
     accuracy_km: float | None  # accuracy radius of the coordinates; None when unknown
     asn: int | None
     asn_org: str | None
+    #: what the databases say about the network: "vpn", "datacenter", "anonymizer", "eyeball" or None
+    net_class: str | None = None
+    net_class_source: str | None = None  # e.g. "mmdb:is_anonymous_vpn", "mmdb:user_type=hosting"
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "ip": self.ip, "internal": self.internal, "country": self.country,
             "country_name": self.country_name, "city": self.city, "latitude": self.latitude,
             "longitude": self.longitude, "accuracy_km": self.accuracy_km, "asn": self.asn,
-            "asn_org": self.asn_org,
+            "asn_org": self.asn_org, "net_class": self.net_class, "net_class_source": self.net_class_source,
         }
 
     @property
@@ -291,6 +306,12 @@ def _unpacked(path: Path) -> Path | IO[bytes]:
 
 def _kind(database_type: str) -> str:
     """Which geoip2 lookup a database allows (geoip2 checks substrings of database_type the same way)."""
+    if "GeoIP-Anonymous-Plus" in database_type:
+        return "AnonymousPlus"
+    if "GeoIP2-Anonymous-IP" in database_type:
+        return "AnonymousIP"
+    if "GeoIP2-Connection-Type" in database_type:
+        return "ConnectionType"
     if "Enterprise" in database_type:
         return "Enterprise"
     if "City" in database_type:
@@ -381,6 +402,65 @@ def _parse_flat(rec: Any) -> dict[str, Any]:
     return {k: v for k, v in out.items() if v is not None}
 
 
+# ------------------------------------------------------------------------------ network class hints
+#: Anonymous IP flags, most specific first (``is_anonymous`` is set whenever any other flag is).
+_ANON_FLAGS = (
+    ("is_tor_exit_node", "anonymizer"),
+    ("is_public_proxy", "anonymizer"),
+    ("is_residential_proxy", "anonymizer"),
+    ("is_anonymous_vpn", "vpn"),
+    ("is_hosting_provider", "datacenter"),
+    ("is_anonymous", "anonymizer"),
+)
+#: MaxMind ``user_type`` values (GeoIP2 Enterprise / Insights) -> class; values not listed give no hint.
+USER_TYPES = {
+    "hosting": "datacenter",
+    "content_delivery_network": "datacenter",
+    "search_engine_spider": "datacenter",
+    "consumer_privacy_network": "vpn",  # VPNs and relays such as iCloud Private Relay
+    "residential": "eyeball",
+    "cellular": "eyeball",
+    "business": "eyeball",
+    "cafe": "eyeball",
+    "college": "eyeball",
+    "school": "eyeball",
+    "library": "eyeball",
+    "government": "eyeball",
+    "military": "eyeball",
+    "dialup": "eyeball",
+    "traveler": "eyeball",
+}
+#: MaxMind ``connection_type`` (Connection-Type database, Enterprise traits) -> class. "Corporate" gives none.
+CONNECTION_TYPES = {"cellular": "eyeball", "cable/dsl": "eyeball", "dialup": "eyeball", "satellite": "eyeball"}
+#: Which hint wins when several databases give one (lower wins).
+_HINT_RANK = {"anon": 0, "user_type": 1, "connection_type": 2}
+
+
+def _class_hint(rec: Any) -> tuple[int, str, str] | None:
+    """``(rank, class, source)`` from an object or dict carrying MaxMind's anonymity flags, ``user_type`` or
+    ``connection_type``; None when it says nothing about the network."""
+    get: Callable[[str], Any] = rec.get if isinstance(rec, dict) else (lambda k: getattr(rec, k, None))
+    for flag, cls in _ANON_FLAGS:
+        v = get(flag)
+        if v is True or v == 1 or (isinstance(v, str) and v.lower() in ("true", "1", "yes")):
+            return (_HINT_RANK["anon"], cls, f"mmdb:{flag}")
+    ut = get("user_type")
+    if isinstance(ut, str) and ut.strip().lower() in USER_TYPES:
+        return (_HINT_RANK["user_type"], USER_TYPES[ut.strip().lower()], f"mmdb:user_type={ut.strip()}")
+    ct = get("connection_type")
+    if isinstance(ct, str) and ct.strip().lower() in CONNECTION_TYPES:
+        return (_HINT_RANK["connection_type"], CONNECTION_TYPES[ct.strip().lower()],
+                f"mmdb:connection_type={ct.strip()}")
+    return None
+
+
+def _with_hint(out: dict[str, Any], rec: Any) -> dict[str, Any]:
+    hint = _class_hint(rec)
+    if hint is not None:
+        out["_net_hint"] = hint
+    return out
+
+
 class _Database:
     """One open MMDB file."""
 
@@ -406,10 +486,25 @@ class _Database:
         """City-level coordinates (flat databases may carry some, but are not counted on)."""
         return self.kind in ("City", "Enterprise")
 
+    @property
+    def has_class_hints(self) -> bool:
+        """Says what kind of network an address is in (anonymity flags, user or connection type)."""
+        return self.kind in ("AnonymousIP", "AnonymousPlus", "ConnectionType", "Enterprise")
+
     def lookup(self, ip: str) -> dict[str, Any]:
         try:
             if self.kind == "flat":
-                return _parse_flat(self._raw.get(ip))
+                rec = self._raw.get(ip)
+                out = _parse_flat(rec)
+                if isinstance(rec, dict):
+                    _with_hint(out, rec.get("traits") if isinstance(rec.get("traits"), dict) else rec)
+                return out
+            if self.kind == "AnonymousIP":
+                return _with_hint({}, self.reader.anonymous_ip(ip))
+            if self.kind == "AnonymousPlus":
+                return _with_hint({}, self.reader.anonymous_plus(ip))
+            if self.kind == "ConnectionType":
+                return _with_hint({}, self.reader.connection_type(ip))
             if self.kind == "ASN":
                 a = self.reader.asn(ip)
                 return {k: v for k, v in (("asn", a.autonomous_system_number),
@@ -436,7 +531,7 @@ class _Database:
                 org = getattr(traits, "autonomous_system_organization", None)
                 if org:
                     out["asn_org"] = org
-            return out
+            return _with_hint(out, traits)
         except geoip2.errors.AddressNotFoundError:
             return {}
         except ValueError:  # e.g. an IPv6 address in an IPv4-only database
@@ -484,6 +579,7 @@ class GeoResolver:
         self.treat_documentation_as_public = treat_documentation_as_public
         self.is_embedded = bool(databases) and all(d.embedded for d in databases)
         self.has_city = any(d.has_city for d in databases)
+        self.has_class_hints = any(d.has_class_hints for d in databases)
         self.lookup: Callable[[str], GeoInfo | None] = functools.lru_cache(maxsize=cache_size)(self._lookup)
 
     @classmethod
@@ -524,10 +620,14 @@ class GeoResolver:
         if is_internal(addr, self.treat_documentation_as_public):
             return GeoInfo(text, True, None, None, None, None, None, None, None, None)
         merged: dict[str, Any] = {}
+        hint: tuple[int, str, str] | None = None
         for db in self.databases:
             found = db.lookup(text)
             if not found:
                 continue
+            h = found.pop("_net_hint", None)
+            if h is not None and (hint is None or h[0] < hint[0]):  # the strongest hint; the first on a tie
+                hint = h
             if "latitude" in merged:  # a place (city + coordinates) comes whole from one database
                 for k in ("city", "latitude", "longitude", "accuracy_km"):
                     found.pop(k, None)
@@ -541,14 +641,16 @@ class GeoResolver:
             country_name=merged.get("country_name") or (country_name(cc) if cc else None),
             city=merged.get("city"), latitude=merged.get("latitude"), longitude=merged.get("longitude"),
             accuracy_km=merged.get("accuracy_km"), asn=merged.get("asn"), asn_org=merged.get("asn_org"),
+            net_class=hint[1] if hint else None, net_class_source=hint[2] if hint else None,
         )
 
     def cache_info(self) -> Any:
         return self.lookup.cache_info()  # type: ignore[attr-defined]
 
     def info(self) -> list[dict[str, Any]]:
-        """One dict per database: path, type (City/Country/ASN/ISP/Enterprise/flat), database_type, build
-        date, age in days, embedded, IP version, node count, description (and credit when embedded)."""
+        """One dict per database: path, type (City/Country/ASN/ISP/Enterprise/AnonymousIP/AnonymousPlus/
+        ConnectionType/flat), database_type, build date, age in days, embedded, IP version, node count,
+        description (and credit when embedded)."""
         return [d.info() for d in self.databases]
 
     def enrich(self, event: Any) -> Any:

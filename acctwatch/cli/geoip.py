@@ -1,4 +1,5 @@
-"""``acctwatch geoip``: which geolocation databases the engine uses, and what it sees for an IP."""
+"""``acctwatch geoip``: which geolocation databases the engine uses, and what it sees for an IP (place, AS,
+network class and familiarity key)."""
 
 from __future__ import annotations
 
@@ -26,19 +27,26 @@ def _options(f: Callable[..., Any]) -> Callable[..., Any]:
     return _db_option(_config_option(_doc_option(f)))
 
 
-def _open(geoip_dbs: tuple[str, ...], config_path: str | None, doc_public: bool | None) -> GeoResolver:
+def _load_config(config_path: str | None) -> Any:
+    """The loaded config, or None when the config module is not available (command-line options only)."""
+    try:
+        from ..config import ConfigError, load
+    except ImportError:
+        return None
+    try:
+        return load(config_path)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _open(geoip_dbs: tuple[str, ...], config_path: str | None, doc_public: bool | None,
+          cfg: Any = None) -> GeoResolver:
     paths: list[str] = list(geoip_dbs)
     public = bool(doc_public)
     if not paths or doc_public is None:
-        try:
-            from ..config import ConfigError, load
-        except ImportError:  # config module not available: command-line options only
-            pass
-        else:
-            try:
-                cfg = load(config_path)
-            except ConfigError as exc:
-                raise click.ClickException(str(exc)) from exc
+        if cfg is None:
+            cfg = _load_config(config_path)
+        if cfg is not None:
             if not paths:
                 paths = list(cfg.geoip_db)
             if doc_public is None:
@@ -102,29 +110,43 @@ def info_cmd(geoip_dbs: tuple[str, ...], config_path: str | None, doc_public: bo
 @cli.command("lookup")
 @click.argument("ips", nargs=-1, required=True)
 @_options
-@click.option("--json", "as_json", is_flag=True, help="Print JSON (a list of objects, null for an invalid IP).")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print JSON (a list of objects, each with a \"network\" object; an error entry for an invalid IP).")
 def lookup_cmd(ips: tuple[str, ...], geoip_dbs: tuple[str, ...], config_path: str | None,
                doc_public: bool | None, as_json: bool) -> None:
-    """Look up IPS as the engine does: country, city, coordinates, AS, or internal."""
-    geo = _open(geoip_dbs, config_path, doc_public)
+    """Look up IPS as the engine does: country, city, coordinates, AS, or internal, and the network class
+    (eyeball, datacenter, vpn, anonymizer, internal, unknown) with its source and familiarity key."""
+    from ..config import ConfigError
+    from ..netclass import NetworkClassifier
+
+    cfg = _load_config(config_path)
+    try:
+        classifier = NetworkClassifier.from_config(cfg) if cfg is not None else NetworkClassifier()
+    except (ConfigError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    geo = _open(geoip_dbs, config_path, doc_public, cfg)
     bad = 0
     try:
-        results = [(ip, geo.lookup(ip)) for ip in ips]
+        results = [(ip, g, classifier.classify(ip, g) if g is not None else None)
+                   for ip in ips for g in (geo.lookup(ip),)]
     finally:
         geo.close()
     if as_json:
-        emit_json([g.to_dict() if g is not None else {"ip": ip, "error": "not an IP address"} for ip, g in results])
-        if any(g is None for _, g in results):
+        emit_json([{**g.to_dict(), "network": n.to_dict()} if g is not None and n is not None
+                   else {"ip": ip, "error": "not an IP address"} for ip, g, n in results])
+        if any(g is None for _, g, _ in results):
             raise SystemExit(1)
         return
-    for ip, g in results:
-        if g is None:
+    for ip, g, n in results:
+        if g is None or n is None:
             click.echo(f"{ip}: not an IP address", err=True)
             bad += 1
             continue
         click.echo(f"{ip}: {g.label()}")
+        network = f"  network:  {n.cls}, key {n.key} ({n.source})"
         if g.internal:
             click.echo("  internal address: never counted as a country")
+            click.echo(network)
             continue
         if g.country:
             click.echo(f"  country:  {g.country} {g.country_name or ''}".rstrip())
@@ -137,5 +159,6 @@ def lookup_cmd(ips: tuple[str, ...], geoip_dbs: tuple[str, ...], config_path: st
             click.echo(f"  AS:       AS{g.asn} {g.asn_org or ''}".rstrip())
         if not g.country and g.asn is None:
             click.echo("  not in the database")
+        click.echo(network)
     if bad:
         raise SystemExit(1)

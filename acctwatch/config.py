@@ -24,6 +24,31 @@ _UNIT = {"s": 1, "sec": 1, "secs": 1, "m": 60, "min": 60, "mins": 60, "h": 3600,
          "d": 86400, "day": 86400, "days": 86400, "w": 604800, "week": 604800, "weeks": 604800}
 
 
+#: Detector presets ([general] preset): defaults beneath the user's [detectors.*] tables. A detector the
+#: user configures a table for is enabled unless that table says ``enabled = false``.
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    # judge logins against each account's familiar networks (account_risk); the single-rule geography and
+    # brute-force detectors it replaces stay off
+    "familiarity": {
+        "geo_countries": {"enabled": False},
+        "impossible_travel": {"enabled": False},
+        "new_country": {"enabled": False},
+        "bruteforce_success": {"enabled": False},
+        "banned_ip_login": {"enabled": False},
+    },
+    # the seed rules as they were: 2 countries within 1 minute -> lock, impossible travel -> lock, fixed
+    # sending limits -> hold; no familiarity
+    "seed": {
+        "account_risk": {"enabled": False},
+        "send_burst": {"judge_familiar": False},
+        "bounce_ratio": {"judge_familiar": False},
+        "ip_spread": {"skip_familiar": False},
+        "auth_failures_ip": {"skip_familiar": False},
+    },
+}
+DEFAULT_PRESET = "familiarity"
+
+
 class ConfigError(ValueError):
     """The configuration is invalid; the message says where and what to fix."""
 
@@ -72,6 +97,7 @@ class Config:
     db: str | None = None
     timezone: str = "local"
     year: int | None = None
+    preset: str = DEFAULT_PRESET
     geoip_db: list[str] = field(default_factory=list)
     geoip_documentation_public: bool = False
     patterns_dirs: list[str] = field(default_factory=list)
@@ -96,7 +122,13 @@ class Config:
         return self.db or f"sqlite:///{self.state_dir / 'acctwatch.db'}"
 
     def detector_options(self, name: str) -> dict[str, Any]:
-        return dict(self.detectors.get(name, {}))
+        """The options of detector *name*: the preset's defaults beneath the user's own table."""
+        base = dict(PRESETS.get(self.preset, {}).get(name, {}))
+        user = self.detectors.get(name)
+        if user is None:
+            return base
+        base.pop("enabled", None)
+        return {**base, **user}
 
     def is_protected(self, account: str) -> bool:
         low = account.lower()
@@ -138,6 +170,10 @@ def from_dict(data: dict[str, Any], path: Path | None = None) -> Config:
         cfg.state_dir = Path(g["state_dir"])
     cfg.db = g.get("db")
     cfg.timezone = g.get("timezone", "local")
+    preset = g.get("preset", DEFAULT_PRESET)
+    if preset not in PRESETS:
+        raise ConfigError(f"{where}: general.preset must be one of {', '.join(PRESETS)}, got {preset!r}")
+    cfg.preset = preset
     cfg.year = g.get("year")
     cfg.patterns_dirs = _strlist(g.get("patterns_dir"), f"{where}: general.patterns_dir")
     if "incident_cooldown" in g:

@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection
 from .config import Config
 from .detectors import Detector, Finding, build
 from .events import Event
+from .profiles import Profiles
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -238,6 +239,8 @@ class QueueJoin:
 
 
 IncidentHook = Callable[[Incident, bool], None]
+#: detector_kv name under which the familiarity profiles are kept (one row per account)
+PROFILES_KEY = "_profiles"
 
 
 class Engine:
@@ -253,6 +256,11 @@ class Engine:
             for k in d.kinds:
                 self.by_kind.setdefault(k, []).append(d)
         self.join = QueueJoin()
+        #: per-account familiarity profiles (enrichment between geo and the detectors); None when disabled
+        self.profiles: Profiles | None = None
+        if config.familiarity.get("enabled", True) is not False:
+            self.profiles = Profiles.from_config(config)
+        self._feedback_seen = 0
         self.tracker = IncidentTracker(config.incident_cooldown)
         self.hooks: list[IncidentHook] = []
         self.events = 0
@@ -294,8 +302,14 @@ class Engine:
                     log.warning("ignoring saved windows of detector %s: %s", d.name, exc)
         if self.persist_join:
             self.join.import_rows(store.load_kv(self.scope, "_queue_join"))
+        if self.profiles is not None:
+            try:
+                self.profiles.import_rows(store.load_kv(self.scope, PROFILES_KEY))
+            except Exception as exc:  # a corrupt profile must not stop detection
+                log.warning("ignoring saved familiarity profiles: %s", exc)
         self.tracker.restore(Incident.from_row(r) for r in store.incidents(status="open"))
         self.refresh_unlocks()
+        self.refresh_feedback()
 
     def _state_key(self, name: str) -> str:
         """Learned state is per instance (several instances on one store each keep their own)."""
@@ -320,19 +334,37 @@ class Engine:
                     if prev is None or row.ts > prev:
                         self.tracker.unlocked[row.account] = row.ts
 
+    def refresh_feedback(self) -> None:
+        """Apply what operators taught (``acctwatch trust``, ``unlock``, ``incidents false-positive``: rows in
+        the store's feedback table, possibly written by another process) to the profiles, incrementally."""
+        if self.store is None or self.profiles is None:
+            return
+        rows = self.store.feedback_since(self._feedback_seen)
+        for r in rows:
+            self._feedback_seen = r["id"]
+            key = self.profiles.network_key(r["network"], self.geo)
+            if key is None:
+                log.warning("feedback %d: %r is not an IP, network or AS number; ignored", r["id"], r["network"])
+                continue
+            when = self.last_event_time or r["ts"]
+            self.profiles.trust(r["account"], key, when, untrust=r["action"] == "untrust")
+
     def process(self, ev: Event) -> list[Incident]:
         self.events += 1
         if self.last_event_time is None or ev.ts > self.last_event_time:
             self.last_event_time = ev.ts
+        if not self.join.feed(ev):  # (first: queue/delivery lines get their client IP from the join)
+            return []
         if ev.ip is not None and self.geo is not None and ev.geo is None:
             ev.geo = self.geo.lookup(ev.ip)
-        if not self.join.feed(ev):
-            return []
         al = self.config.allowlist
         if ev.account is not None and al.account_allowed(ev.account):
             return []
         if ev.ip is not None and (al.ip_allowed(ev.ip) or (ev.geo is not None and ev.geo.asn in al.asns)):
             return []
+        prof = self.profiles
+        if prof is not None and ev.account is not None and ev.ip is not None:
+            ev.fam = prof.judge(ev)
         out: list[Incident] = []
         for det in self.by_kind.get(ev.kind, ()):
             if ev.account is not None and det._overrides and not det.enabled_for(ev.account):
@@ -347,12 +379,22 @@ class Engine:
                 continue
             for f in findings:
                 out.append(self._finding(det, f))
+        if prof is not None and ev.fam is not None:  # learn after judging: a verdict is about the past
+            kind = ev.kind
+            if kind == "login" or kind == "message":
+                prof.learn(ev, ev.fam)
+            elif kind == "queue":
+                prof.learn_sent(ev, ev.fam, getattr(ev, "nrcpt", None) or 0)
         return out
 
     def _finding(self, det: Detector, f: Finding) -> Incident:
         cap = str(det.opt(f.account, "policy"))
         action = cap if f.level is None or LEVELS.get(f.level, 0) > LEVELS.get(cap, 0) else f.level
         inc, new = self.tracker.add(f, action)
+        if self.profiles is not None and f.account is not None and f.suspects:
+            # networks presumed the attacker's never become familiar by coming back (reported: only after a
+            # quarantine; acted on: never, unless an operator trusts them)
+            self.profiles.mark(f.account, f.suspects, inc.action, f.ts, self.geo)
         self.incidents[inc.id] = inc
         self._dirty[inc.id] = inc
         for hook in self.hooks:
@@ -371,8 +413,11 @@ class Engine:
         if self.store is None:
             self._dirty.clear()
             self.join.export_changes()
+            if self.profiles is not None:
+                self.profiles.export_changes()
             return
         self.refresh_unlocks()
+        self.refresh_feedback()
         with self.store.begin() as conn:
             for inc in self._dirty.values():
                 self.store.upsert_incident(conn, inc.row())
@@ -383,6 +428,10 @@ class Engine:
                 ch = d.export_changes() if hasattr(d, "export_changes") else None
                 if ch:
                     self.store.save_kv(conn, self.scope, d.name, ch)
+            if self.profiles is not None:
+                ch = self.profiles.export_changes()
+                if ch and self.profiles.track_changes:
+                    self.store.save_kv(conn, self.scope, PROFILES_KEY, ch)
             changes = self.join.export_changes()  # (always: keeps the change set bounded)
             if self.persist_join:
                 self.store.save_kv(conn, self.scope, "_queue_join", changes)

@@ -42,11 +42,13 @@ class Event:
     pattern: str = ""
     # Enrichment (filled by acctwatch.geo); None when unknown or internal.
     geo: Any = field(default=None, compare=False, repr=False)
+    # Familiarity (filled by acctwatch.profiles): how this event's network looks to its account's profile
+    fam: Any = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"kind": self.kind}
         for f in dataclasses.fields(self):
-            if f.name == "geo":
+            if f.name == "geo" or f.name == "fam":
                 continue
             v = getattr(self, f.name)
             if isinstance(v, datetime):
@@ -54,6 +56,8 @@ class Event:
             d[f.name] = v
         if self.geo is not None:
             d["geo"] = self.geo.to_dict()
+        if self.fam is not None:
+            d["familiarity"] = self.fam.to_dict()
         return d
 
 
@@ -142,7 +146,7 @@ EVENT_KINDS = tuple(EVENT_TYPES)
 EVENT_FIELDS: dict[str, frozenset[str]] = {
     kind: frozenset(
         f.name for f in dataclasses.fields(cls) if f.name not in {"ts", "host", "program", "pid", "source",
-                                                                   "lineno", "pattern", "geo"}
+                                                                   "lineno", "pattern", "geo", "fam"}
     )
     for kind, cls in EVENT_TYPES.items()
 }

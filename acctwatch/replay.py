@@ -82,6 +82,8 @@ def replay(engine: Engine, files: list[str], patterns: PatternSet, zone: str = "
     if engine.store is None or engine.store.url in ("sqlite://", "sqlite:///:memory:"):
         for d in engine.detectors:  # a private throw-away store: nothing learned needs saving
             d.track_changes = False
+        if engine.profiles is not None:
+            engine.profiles.track_changes = False
     kinds = engine.wanted_kinds()
     streams = [_chain_events(c, patterns, zone, year, stats, progress, since, until, engine.join.wanted, kinds)
                for c in chains(files)]

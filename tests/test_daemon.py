@@ -184,7 +184,7 @@ def test_kill_9_at_random_points_loses_and_repeats_nothing(tmp_path: Path) -> No
     assert kills >= 5
     want = replay_ids(cfg, [str(log) + ".1", str(log)])
     got = store_incidents(db)
-    assert set(got) == set(want) and len(want) >= 40
+    assert set(got) == set(want) and len(want) >= 30  # (the default familiarity preset: profiles too)
     # exactly one response decision per incident, however often lines were read again
     eng = sa.create_engine(db)
     with eng.connect() as c:

@@ -8,7 +8,7 @@ from ..config import Config, ConfigError
 from .base import REGISTRY, Context, Detector, Finding
 
 #: modules holding detectors (imported on first use)
-MODULES = ("geo", "spread", "volume", "auth", "history")
+MODULES = ("geo", "spread", "volume", "auth", "history", "risk")
 
 
 def load_all() -> dict[str, type[Detector]]:

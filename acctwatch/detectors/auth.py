@@ -134,7 +134,7 @@ class AuthFailuresIp(_FailDetector):
 
     name = "auth_failures_ip"
     defaults = {"window": "10m", "failures": 20, "ignore_internal": True,
-                "ignore_reasons": ["auth mechanism disallowed"]}
+                "ignore_reasons": ["auth mechanism disallowed"], "skip_familiar": True}
     durations = ("window",)
     default_policy = "notify"
 
@@ -144,6 +144,9 @@ class AuthFailuresIp(_FailDetector):
             return ()
         if self.options["ignore_internal"] and is_internal(ev):
             return ()
+        fam = ev.fam
+        if fam is not None and self.options["skip_familiar"] and fam.state in ("familiar", "trusted"):
+            return ()  # e.g. an office NAT: a colleague's phone with an old password, not a guesser
         t = ev.ts.timestamp()
         self.gc(t)
         span = float(self.options["window"])

@@ -34,6 +34,25 @@ def _counts_as_country(det: Detector, ev: Event) -> str | None:
     return g.country
 
 
+def place_of(det: Detector, ev: Event) -> tuple[float, float, float, bool] | None:
+    """(lat, lon, accuracy km, coarse) of a login that counts for geography: the City database's
+    coordinates, else the country's centre (``coarse``); None for internal/unknown/allowlisted places."""
+    from ..geo import country_centroid
+
+    g = ev.geo
+    if g is None or g.internal:
+        return None
+    if _counts_as_country(det, ev) is None and g.country:
+        return None
+    if g.latitude is not None and g.longitude is not None and g.city:
+        return (g.latitude, g.longitude, float(g.accuracy_km or 0.0), False)
+    if g.country:
+        c = country_centroid(g.country)
+        if c is not None:
+            return (c[0], c[1], 0.0, True)
+    return None
+
+
 @register
 class GeoCountries(Detector):
     """An account authenticated from N or more countries within a window (seed rule: 2 in 1 minute)."""
@@ -143,20 +162,7 @@ class ImpossibleTravel(Detector):
                                float(p[6]), float(p[7]), bool(p[8]))
 
     def _where(self, ev: Event) -> tuple[float, float, float, bool] | None:
-        from ..geo import country_centroid
-
-        g = ev.geo
-        if g is None or g.internal:
-            return None
-        if _counts_as_country(self, ev) is None and g.country:
-            return None
-        if g.latitude is not None and g.longitude is not None and g.city:
-            return (g.latitude, g.longitude, float(g.accuracy_km or 0.0), False)
-        if g.country:
-            c = country_centroid(g.country)
-            if c is not None:
-                return (c[0], c[1], 0.0, True)
-        return None
+        return place_of(self, ev)
 
     def feed(self, ev: Event) -> Iterable[Finding]:
         from ..geo import distance_km

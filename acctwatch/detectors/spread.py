@@ -50,7 +50,7 @@ class IpSpread(Detector):
 
     name = "ip_spread"
     kinds = ("login", "message")
-    defaults = {"window": "24h", "max_ips": 20, "min_networks": 3, "max_asns": 6}
+    defaults = {"window": "24h", "max_ips": 20, "min_networks": 3, "max_asns": 6, "skip_familiar": True}
     durations = ("window",)
     default_policy = "notify"
 
@@ -68,6 +68,9 @@ class IpSpread(Detector):
         g = ev.geo
         if g is not None and g.internal:
             return ()
+        fam = ev.fam
+        if fam is not None and fam.familiar and self.opt(acct, "skip_familiar"):
+            return ()  # the account's own networks: only unfamiliar ones spread
         t = ev.ts.timestamp()
         s = self.accounts.get(acct)
         if s is None:

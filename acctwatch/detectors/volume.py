@@ -58,7 +58,7 @@ class SendBurst(Detector):
     name = "send_burst"
     kinds = ("message", "queue")
     defaults = {"recipients_per_hour": 500, "recipients_per_day": 1000, "messages_per_hour": 500,
-                "messages_per_day": 1000}
+                "messages_per_day": 1000, "judge_familiar": True, "history_factor": 1.5}
     default_policy = "hold"
 
     def __init__(self, options: dict[str, Any], ctx: Any) -> None:
@@ -90,13 +90,35 @@ class SendBurst(Detector):
             if a.reported:
                 a.reported = {}
             return ()
+        level = rule = None
+        peak = None
+        fam = ev.fam
+        if fam is not None and self.opt(acct, "judge_familiar"):
+            if fam.familiar and not fam.reported:
+                # a familiar network's large sender (a weekly newsletter) is judged against its own history
+                from ..profiles import Profiles
+
+                peak = Profiles.sending_peak(fam.profile, t)
+                if max(a.day.r, a.day.m) <= peak * float(self.opt(acct, "history_factor")):
+                    return ()
+                level, rule = "notify", "above_own_history"
+            else:
+                rule = "unfamiliar_network"
         # one finding at the crossing, then again only when the burst grew by a quarter (bounded output)
         grew = [k for k, (v, _) in over.items() if v >= a.reported.get(k, 0) * 1.25 or k not in a.reported]
         if not grew:
             return ()
         for k, (v, _) in over.items():
             a.reported[k] = v
-        return [self._finding(acct, ev, a, over)]
+        f = self._finding(acct, ev, a, over)
+        f.level, f.rule = level, rule
+        if fam is not None:
+            f.evidence["network"] = fam.to_dict()
+            if peak is not None:
+                f.evidence["own_peak_recipients_per_day"] = peak
+                f.summary += (f"; a familiar network, above this account's own busiest day ({peak} recipients)"
+                              if peak else "; a familiar network, but no sending history yet")
+        return [f]
 
     def _finding(self, acct: str, ev: Event, a: _Acct, over: dict[str, tuple[int, int]]) -> Finding:
         win = a.hour if any(k.endswith("_hour") for k in over) else a.day
@@ -158,7 +180,7 @@ class BounceRatio(Detector):
 
     name = "bounce_ratio"
     kinds = ("delivery",)
-    defaults = {"window": "1h", "min_deliveries": 50, "max_ratio": 0.3}
+    defaults = {"window": "1h", "min_deliveries": 50, "max_ratio": 0.3, "judge_familiar": True}
     durations = ("window",)
     default_policy = "hold"
 
@@ -225,7 +247,13 @@ class BounceRatio(Detector):
                     "top_relays": dict(sorted(relays.items(), key=lambda kv: (-kv[1], kv[0]))[:5]),
                     "top_dsn": dict(sorted(dsns.items(), key=lambda kv: (-kv[1], kv[0]))[:5]),
                     "first": iso(first), "last": iso(ev.ts)}
-        return [Finding(self.name, acct, ev.ts, first, summary, evidence, [ev.ip] if ev.ip else [])]
+        f = Finding(self.name, acct, ev.ts, first, summary, evidence, [ev.ip] if ev.ip else [])
+        fam = ev.fam
+        if fam is not None and self.opt(acct, "judge_familiar") and fam.familiar and not fam.reported:
+            # sent from the account's own network: an old mailing list, more likely than a stolen password
+            f.level, f.rule = "notify", "familiar_network"
+            evidence["network"] = fam.to_dict()
+        return [f]
 
     def _gc(self, now: float) -> None:
         for acct in list(self.accounts):

@@ -1,0 +1,559 @@
+"""Per-account familiarity profiles: what is normal for each account (an enrichment stage).
+
+Every successful login (IMAP, POP3, ManageSieve, SMTP AUTH submission) teaches its account's profile the
+*network* it came from (``acctwatch.netclass``: the ASN of an ISP or carrier, the /24 or /48 inside a
+datacenter), its country and, where the logs carry it, the client. A network becomes **familiar** only when
+it keeps coming back: seen on ``familiar_occasions`` separate occasions at least ``occasion_gap`` apart
+(a VPN exit used every day, the home DSL line, the office), and never while it was part of an incident
+that was acted on (hold/lock). A network that was part of a notified incident is *reported*: it becomes
+familiar only after ``reported_quarantine`` of coming back, and mail sent from it stays suspicious until an
+operator trusts it. ``acctwatch trust``, ``acctwatch unlock`` and ``acctwatch incidents false-positive``
+make networks familiar at once (the ``feedback`` table, read by the engine).
+
+A profile is **learning** until it spans ``learn_period`` and holds ``learn_logins`` logins; rules that act
+on a first sighting wait for a mature profile. A network familiar to ``shared_accounts`` or more accounts
+is a shared service (an office NAT, a cloud mail app's datacenter addresses, a webmail): for everybody else
+it is not "an unknown datacenter" either.
+
+Before the detectors see an event, :meth:`Profiles.judge` attaches a :class:`Verdict` (``event.fam``); after
+them, :meth:`Profiles.learn` updates the profile: the verdict is always about the past, never about the
+event itself. Everything is in event time; profiles are saved per account, incrementally, with the log
+positions (the engine's ``flush``), and forgotten after ``retention`` without logins.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from .config import Config, ConfigError, parse_duration
+
+DEFAULTS: dict[str, Any] = {
+    "occasion_gap": "4h",
+    "familiar_occasions": 2,
+    "reported_quarantine": "3d",
+    "learn_period": "3d",
+    "learn_logins": 10,
+    "retention": "90d",
+    "shared_accounts": 5,
+    "max_networks": 64,
+    "max_countries": 32,
+}
+DURATIONS = ("occasion_gap", "reported_quarantine", "learn_period", "retention")
+DAY = 86400.0
+MAX_ACCOUNTS = 500_000
+
+# flags of a network in a profile
+NONE, REPORTED, TAINTED, TRUSTED = 0, 1, 2, 3
+FLAG_NAMES = {NONE: "", REPORTED: "reported", TAINTED: "acted-on", TRUSTED: "trusted"}
+FAMILIAR_STATES = frozenset({"familiar", "trusted", "provider", "shared"})
+
+
+def _iso(t: float) -> str:
+    return datetime.fromtimestamp(t, tz=UTC).isoformat().replace("+00:00", "Z")
+
+
+class Net:
+    """One network in one account's profile."""
+
+    __slots__ = ("cls", "count", "country", "first", "flag", "flag_t", "last", "occ", "occ_t", "provider",
+                 "since")
+
+    def __init__(self, t: float, cls: str, country: str | None, provider: str | None) -> None:
+        self.first = t
+        self.last = t
+        self.count = 0
+        self.occ = 0  # occasions (sightings at least occasion_gap apart)
+        self.occ_t = -1e18  # start of the current occasion
+        self.since = 0.0  # familiar since (0: not familiar)
+        self.flag = NONE
+        self.flag_t = 0.0
+        self.cls = cls
+        self.country = country
+        self.provider = provider
+
+    def row(self) -> list[Any]:
+        return [round(self.first), round(self.last), self.count, self.occ, round(self.occ_t), round(self.since),
+                self.flag, round(self.flag_t), self.cls, self.country, self.provider]
+
+    @classmethod
+    def from_row(cls, r: list[Any]) -> Net:
+        n = cls(float(r[0]), str(r[8]), r[9], r[10])
+        n.last, n.count, n.occ, n.occ_t, n.since = float(r[1]), int(r[2]), int(r[3]), float(r[4]), float(r[5])
+        n.flag, n.flag_t = int(r[6]), float(r[7])
+        return n
+
+
+class Profile:
+    __slots__ = ("countries", "day", "day_sum", "first", "last", "logins", "nets", "peak_day", "peak_day_t")
+
+    def __init__(self, t: float) -> None:
+        self.first = t
+        self.last = t
+        self.logins = 0
+        self.nets: dict[str, Net] = {}
+        self.countries: dict[str, Net] = {}  # the same bookkeeping, per country
+        # sending from familiar networks: recipients per UTC day; the peak of the *completed* days is history
+        self.day = -1
+        self.day_sum = 0
+        self.peak_day = 0
+        self.peak_day_t = 0.0
+
+    def row(self) -> dict[str, Any]:
+        return {"first": round(self.first), "last": round(self.last), "logins": self.logins,
+                "nets": {k: n.row() for k, n in self.nets.items()},
+                "countries": {k: n.row() for k, n in self.countries.items()},
+                "send": [self.day, self.day_sum, self.peak_day, round(self.peak_day_t)]}
+
+    @classmethod
+    def from_row(cls, d: dict[str, Any]) -> Profile:
+        p = cls(float(d["first"]))
+        p.last = float(d["last"])
+        p.logins = int(d["logins"])
+        p.nets = {k: Net.from_row(v) for k, v in d.get("nets", {}).items()}
+        p.countries = {k: Net.from_row(v) for k, v in d.get("countries", {}).items()}
+        s = d.get("send") or [-1, 0, 0, 0]
+        p.day, p.day_sum, p.peak_day, p.peak_day_t = int(s[0]), int(s[1]), int(s[2]), float(s[3])
+        return p
+
+
+class Verdict:
+    """How an event's network and country look to its account's profile, before the event is learned.
+
+    ``state``: ``trusted`` (an operator said so), ``familiar`` (kept coming back), ``provider`` (another
+    network of the same datacenter/VPN provider is familiar), ``shared`` (familiar to many accounts: an
+    office NAT, a cloud mail app), ``seen`` (seen before, not yet familiar), ``reported`` (part of a notified
+    incident, not familiar), ``acted-on`` (part of a held/locked incident), ``new`` (never seen).
+    """
+
+    __slots__ = ("cls", "country", "country_state", "key", "learning", "net", "profile", "provider", "reported",
+                 "since", "source", "state")
+
+    def __init__(self, key: str, cls: str, provider: str | None, source: str, country: str | None,
+                 state: str, since: float, reported: bool, country_state: str, learning: bool,
+                 profile: Profile | None, net: Net | None) -> None:
+        self.key = key
+        self.cls = cls
+        self.provider = provider
+        self.source = source
+        self.country = country
+        self.state = state
+        self.since = since
+        self.reported = reported
+        self.country_state = country_state
+        self.learning = learning
+        self.profile = profile
+        self.net = net
+
+    @property
+    def familiar(self) -> bool:
+        return self.state in FAMILIAR_STATES
+
+    def to_dict(self) -> dict[str, Any]:
+        p = self.profile
+        d: dict[str, Any] = {"network": self.key, "class": self.cls, "provider": self.provider,
+                             "class_source": self.source, "state": self.state,
+                             "familiar_since": _iso(self.since) if self.since else None,
+                             "country": self.country, "country_state": self.country_state,
+                             "profile": "learning" if self.learning else "mature"}
+        if self.reported:
+            d["reported"] = True
+        if p is not None:
+            d["profile_since"] = _iso(p.first)
+            d["profile_logins"] = p.logins
+        return d
+
+    def familiar_networks(self, limit: int = 6) -> list[dict[str, Any]]:
+        """The account's familiar networks, most used first (for evidence)."""
+        p = self.profile
+        if p is None:
+            return []
+        fam = [(k, n) for k, n in p.nets.items() if n.since and n.flag != TAINTED]
+        fam.sort(key=lambda kv: (-kv[1].count, kv[0]))
+        return [{"network": k, "class": n.cls, "country": n.country, "since": _iso(n.since), "logins": n.count,
+                 **({"trusted": True} if n.flag == TRUSTED else {})} for k, n in fam[:limit]]
+
+
+class Profiles:
+    """All accounts' profiles, the shared-network index and the classifier that names networks."""
+
+    def __init__(self, options: dict[str, Any] | None = None, classifier: Any = None,
+                 where: str = "[familiarity]") -> None:
+        opts = dict(options or {})
+        unknown = set(opts) - set(DEFAULTS) - {"enabled"}
+        if unknown:
+            import difflib
+
+            bad = sorted(unknown)[0]
+            close = difflib.get_close_matches(bad, list(DEFAULTS), n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else f"; known: {', '.join(sorted(DEFAULTS))}"
+            raise ConfigError(f"{where}: unknown key '{bad}'{hint}")
+        self.enabled = bool(opts.pop("enabled", True))
+        o = {**DEFAULTS, **opts}
+        for k in DURATIONS:
+            o[k] = parse_duration(o[k], f"{where} {k}")
+        for k in ("familiar_occasions", "learn_logins", "shared_accounts", "max_networks", "max_countries"):
+            v = o[k]
+            if isinstance(v, bool) or not isinstance(v, int) or v < (1 if k != "learn_logins" else 0):
+                raise ConfigError(f"{where} {k}: expected a whole number >= 1, got {v!r}")
+        self.gap = float(o["occasion_gap"])
+        self.need = int(o["familiar_occasions"])
+        self.quarantine = float(o["reported_quarantine"])
+        self.learn_period = float(o["learn_period"])
+        self.learn_logins = int(o["learn_logins"])
+        self.retention = float(o["retention"])
+        self.shared_min = int(o["shared_accounts"])
+        self.max_nets = int(o["max_networks"])
+        self.max_countries = int(o["max_countries"])
+        self.options = o
+        if classifier is None:
+            from .netclass import NetworkClassifier
+
+            classifier = NetworkClassifier()
+        self.classifier = classifier
+        self.accounts: dict[str, Profile] = {}
+        self.shared: dict[str, int] = {}  # network key -> accounts it is familiar to
+        self.track_changes = True
+        self._dirty: set[str] = set()
+        self.now = 0.0
+        self._swept = -1
+
+    @classmethod
+    def from_config(cls, config: Config, classifier: Any = None) -> Profiles:
+        if classifier is None:
+            from .netclass import NetworkClassifier
+
+            classifier = NetworkClassifier.from_config(config)
+        return cls(config.familiarity, classifier)
+
+    # -- judging (before the detectors) ----------------------------------------------------------
+    def judge(self, ev: Any) -> Verdict:
+        info = self.classifier.classify(ev.ip, ev.geo)
+        key = info.key
+        g = ev.geo
+        country = g.country if g is not None and not g.internal else None
+        p = self.accounts.get(ev.account.lower() if ev.account else "")
+        if p is None:
+            return Verdict(key, info.cls, info.provider, info.source, country, self._unknown(None, key, info),
+                           0.0, False, "new", True, None, None)
+        n = p.nets.get(key)
+        reported = False
+        since = 0.0
+        if n is None:
+            state = self._unknown(p, key, info)
+        else:
+            since = n.since
+            if n.flag == TRUSTED:
+                state = "trusted"
+            elif n.flag == TAINTED:
+                state = "acted-on"
+            elif n.since:
+                state = "familiar"
+                reported = n.flag == REPORTED
+            elif n.flag == REPORTED:
+                state = "reported"
+                reported = True
+            else:
+                state = self._unknown(p, key, info, "seen")
+        if country is None:
+            cstate = "none"
+        else:
+            c = p.countries.get(country)
+            if c is None:
+                cstate = "new"
+            elif c.flag == TRUSTED or (c.since and c.flag != TAINTED):
+                cstate = "familiar"
+            elif c.flag in (REPORTED, TAINTED):
+                cstate = "reported"
+            else:
+                cstate = "seen"
+        learning = (p.last - p.first < self.learn_period) or p.logins < self.learn_logins
+        return Verdict(key, info.cls, info.provider, info.source, country, state, since, reported, cstate,
+                       learning, p, n)
+
+    def _unknown(self, p: Profile | None, key: str, info: Any, default: str = "new") -> str:
+        """State of a network this profile does not know as familiar: a shared service, another network of
+        a familiar datacenter/VPN provider, or just new."""
+        if info.cls == "internal":
+            return "familiar"
+        if self.shared.get(key, 0) >= self.shared_min:
+            return "shared"
+        if p is not None and info.provider and info.cls in ("datacenter", "vpn", "anonymizer"):
+            for n in p.nets.values():
+                if n.provider == info.provider and n.since and n.flag != TAINTED and n.cls == info.cls:
+                    return "provider"
+        return default
+
+    # -- learning (after the detectors) ----------------------------------------------------------
+    def learn(self, ev: Any, verdict: Verdict | None) -> None:
+        """Learn a successful login of ``ev.account`` from ``ev.ip``."""
+        if verdict is None or verdict.cls == "internal":
+            return
+        t = ev.ts.timestamp()
+        if t > self.now:
+            self.now = t
+            if int(t // DAY) != self._swept:
+                self._sweep(t)
+        acct = ev.account.lower()
+        p = self.accounts.get(acct)
+        if p is None:
+            if len(self.accounts) >= MAX_ACCOUNTS:
+                self._evict()
+            p = self.accounts[acct] = Profile(t)
+        p.logins += 1
+        if t > p.last:
+            p.last = t
+        n = p.nets.get(verdict.key)
+        if n is None:
+            n = p.nets[verdict.key] = Net(t, verdict.cls, verdict.country, verdict.provider)
+            if len(p.nets) > self.max_nets:
+                self._drop_oldest(p.nets, verdict.key, count_shared=True)
+        self._see(n, t, verdict.key, count_shared=True)
+        if verdict.country:
+            c = p.countries.get(verdict.country)
+            if c is None:
+                c = p.countries[verdict.country] = Net(t, "country", verdict.country, None)
+                if len(p.countries) > self.max_countries:
+                    self._drop_oldest(p.countries, verdict.country, count_shared=False)
+            self._see(c, t, verdict.country, count_shared=False)
+        if self.track_changes:
+            self._dirty.add(acct)
+
+    def _see(self, n: Net, t: float, key: str, count_shared: bool) -> None:
+        n.count += 1
+        if t > n.last:
+            n.last = t
+        if t - n.occ_t >= self.gap:
+            n.occ += 1
+            n.occ_t = t
+        if n.since or n.flag == TAINTED:
+            return
+        if n.occ >= self.need and (n.flag != REPORTED or t - n.flag_t >= self.quarantine):
+            n.since = t
+            if count_shared:
+                self.shared[key] = self.shared.get(key, 0) + 1
+
+    def _drop_oldest(self, table: dict[str, Net], keep: str, count_shared: bool) -> None:
+        victims = [(n.flag == TRUSTED, n.last, k) for k, n in table.items() if k != keep]
+        if not victims:
+            return
+        _, _, k = min(victims)
+        self._forget(table, k, count_shared)
+
+    def _forget(self, table: dict[str, Net], key: str, count_shared: bool) -> None:
+        n = table.pop(key)
+        if count_shared and n.since and n.flag != TAINTED:
+            left = self.shared.get(key, 0) - 1
+            if left > 0:
+                self.shared[key] = left
+            else:
+                self.shared.pop(key, None)
+
+    def learn_sent(self, ev: Any, verdict: Verdict | None, recipients: int) -> None:
+        """Recipients sent from a familiar network: the account's own sending history (peak per day)."""
+        if verdict is None or recipients <= 0 or not verdict.familiar or verdict.reported:
+            return
+        p = self.accounts.get(ev.account.lower())
+        if p is None:
+            return
+        t = ev.ts.timestamp()
+        day = int(t // DAY)
+        if day != p.day:
+            if p.day >= 0 and p.day_sum >= p.peak_day:
+                p.peak_day, p.peak_day_t = p.day_sum, p.day * DAY
+            elif p.peak_day and t - p.peak_day_t > self.retention:
+                p.peak_day, p.peak_day_t = p.day_sum if p.day >= 0 else 0, max(p.day, 0) * DAY
+            p.day, p.day_sum = day, 0
+        p.day_sum += recipients
+        if self.track_changes:
+            self._dirty.add(ev.account.lower())
+
+    @staticmethod
+    def sending_peak(p: Profile | None, t: float) -> int:
+        """The most recipients this account sent in one day from familiar networks, before today."""
+        if p is None:
+            return 0
+        peak = p.peak_day
+        if p.day >= 0 and p.day < int(t // DAY):
+            peak = max(peak, p.day_sum)
+        return peak
+
+    # -- incidents and operators -----------------------------------------------------------------
+    def mark(self, account: str | None, ips: Iterable[str], level: str, ts: datetime, geo: Any = None) -> None:
+        """Networks presumed the attacker's in an incident: reported (notify) or acted on (hold/lock).
+        Networks already familiar or trusted stay so (a big ISP is the owner's and the attacker's)."""
+        if account is None:
+            return
+        acct = account.lower()
+        p = self.accounts.get(acct)
+        t = ts.timestamp()
+        for ip in ips:
+            info = self.classifier.classify(ip, geo.lookup(ip) if geo is not None else None)
+            if info.cls == "internal":
+                continue
+            if p is None:
+                p = self.accounts[acct] = Profile(t)
+            n = p.nets.get(info.key)
+            if n is None:
+                g = geo.lookup(ip) if geo is not None else None
+                n = p.nets[info.key] = Net(t, info.cls, getattr(g, "country", None), info.provider)
+            if n.flag == TRUSTED or (n.since and n.flag != REPORTED):
+                continue
+            if level in ("hold", "lock"):
+                if n.since:
+                    n.since = 0.0
+                    self._unshare(info.key)
+                n.flag, n.flag_t = TAINTED, t
+            elif n.flag == NONE:
+                n.flag, n.flag_t = REPORTED, t
+            if n.country:
+                c = p.countries.get(n.country)
+                if c is not None and not c.since and c.flag in (NONE, REPORTED):
+                    c.flag, c.flag_t = (TAINTED if level in ("hold", "lock") else REPORTED), t
+            if self.track_changes:
+                self._dirty.add(acct)
+
+    def _unshare(self, key: str) -> None:
+        left = self.shared.get(key, 0) - 1
+        if left > 0:
+            self.shared[key] = left
+        else:
+            self.shared.pop(key, None)
+
+    def network_key(self, value: str, geo: Any = None) -> str | None:
+        """A network key from what an operator typed: an IP (classified), a CIDR, or a key ("AS3320")."""
+        v = value.strip()
+        if v.upper().startswith("AS") and v[2:].isdigit():
+            return f"AS{int(v[2:])}"
+        try:
+            addr = ipaddress.ip_address(v)
+        except ValueError:
+            pass
+        else:
+            return str(self.classifier.classify(str(addr), geo.lookup(str(addr)) if geo is not None else None).key)
+        try:
+            return str(ipaddress.ip_network(v, strict=False))
+        except ValueError:
+            return None
+
+    def trust(self, account: str, key: str, ts: datetime, untrust: bool = False) -> None:
+        """An operator's word: *key* is (or, with *untrust*, is not) a network of *account*'s owner."""
+        acct = account.lower()
+        t = ts.timestamp()
+        p = self.accounts.get(acct)
+        if p is None:
+            p = self.accounts[acct] = Profile(t)
+        n = p.nets.get(key)
+        if n is None:
+            if untrust:
+                return
+            n = p.nets[key] = Net(t, "trusted" if not key.startswith("AS") else "eyeball", None,
+                                  key if key.startswith("AS") else None)
+        was = bool(n.since) and n.flag != TAINTED
+        if untrust:
+            n.flag, n.flag_t = TAINTED, t
+            if was:
+                n.since = 0.0
+                self._unshare(key)
+        else:
+            n.flag, n.flag_t = TRUSTED, t
+            if not n.since:
+                n.since = t
+            if not was:
+                self.shared[key] = self.shared.get(key, 0) + 1
+            if n.country and n.country in p.countries:
+                c = p.countries[n.country]
+                c.flag = TRUSTED
+                c.since = c.since or t
+        if self.track_changes:
+            self._dirty.add(acct)
+
+    # -- retention and persistence ---------------------------------------------------------------
+    def _sweep(self, now: float) -> None:
+        """Once per day of event time: forget networks and accounts unseen for longer than the retention."""
+        self._swept = int(now // DAY)
+        limit = now - self.retention
+        for acct in list(self.accounts):
+            p = self.accounts[acct]
+            if p.last < limit:
+                for k in list(p.nets):
+                    self._forget(p.nets, k, True)
+                del self.accounts[acct]
+                self._dirty.add(acct)
+                continue
+            old = [k for k, n in p.nets.items() if n.last < limit]
+            for k in old:
+                self._forget(p.nets, k, True)
+            for k in [k for k, n in p.countries.items() if n.last < limit]:
+                del p.countries[k]
+            if old:
+                self._dirty.add(acct)
+
+    def _evict(self) -> None:
+        keep = sorted(self.accounts.items(), key=lambda kv: -kv[1].last)[: MAX_ACCOUNTS * 3 // 4]
+        gone = set(self.accounts) - {k for k, _ in keep}
+        for acct in gone:
+            p = self.accounts[acct]
+            for k in list(p.nets):
+                self._forget(p.nets, k, True)
+            del self.accounts[acct]
+        self._dirty |= gone
+
+    def export_changes(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for acct in self._dirty:
+            p = self.accounts.get(acct)
+            out[acct] = None if p is None else p.row()
+        self._dirty.clear()
+        return out
+
+    def import_rows(self, rows: dict[str, Any]) -> None:
+        for acct, d in sorted(rows.items()):
+            if not isinstance(d, dict):
+                continue
+            p = Profile.from_row(d)
+            self.accounts[acct] = p
+            self.now = max(self.now, p.last)
+            for k, n in p.nets.items():
+                if n.since and n.flag != TAINTED:
+                    self.shared[k] = self.shared.get(k, 0) + 1
+
+    def view(self, account: str) -> dict[str, Any] | None:
+        """What ``acctwatch profile ACCOUNT`` shows."""
+        p = self.accounts.get(account.lower())
+        if p is None:
+            return None
+        learning = (p.last - p.first < self.learn_period) or p.logins < self.learn_logins
+
+        def entry(k: str, n: Net, shared: bool) -> dict[str, Any]:
+            if n.flag == TRUSTED:
+                state = "trusted"
+            elif n.flag == TAINTED:
+                state = "acted-on"
+            elif n.since:
+                state = "familiar"
+            elif n.flag == REPORTED:
+                state = "reported"
+            else:
+                state = "seen"
+            d = {"key": k, "class": n.cls, "state": state, "first_seen": _iso(n.first), "last_seen": _iso(n.last),
+                 "logins": n.count, "occasions": n.occ, "familiar_since": _iso(n.since) if n.since else None}
+            if n.country and n.cls != "country":
+                d["country"] = n.country
+            if n.provider:
+                d["provider"] = n.provider
+            if n.flag == REPORTED:
+                d["reported_at"] = _iso(n.flag_t)
+            if shared:
+                d["shared_by_accounts"] = self.shared.get(k, 0)
+            return d
+
+        nets = sorted(p.nets.items(), key=lambda kv: (-kv[1].count, kv[0]))
+        countries = sorted(p.countries.items(), key=lambda kv: (-kv[1].count, kv[0]))
+        return {"account": account.lower(), "state": "learning" if learning else "mature",
+                "first_seen": _iso(p.first), "last_seen": _iso(p.last), "logins": p.logins,
+                "networks": [entry(k, n, True) for k, n in nets],
+                "countries": [entry(k, n, False) for k, n in countries],
+                "sending_peak_recipients_per_day": self.sending_peak(p, self.now or p.last)}

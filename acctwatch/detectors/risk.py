@@ -360,7 +360,8 @@ class AccountRisk(Detector):
                 f"within {_dur(t - first)}" + (" (profile still learning)" if v.learning else ""),
                 {"unfamiliar_networks": sorted(nets), "new_countries": sorted(c for c in countries if c),
                  "window_seconds": span, "limits": {"networks": need_n, "countries": need_c},
-                 "logins": [{"ts": _ts(x[0], ev), "ip": x[3], "network": x[1], "country": x[2]} for x in a.recent][-30:],
+                 "logins": [{"ts": _ts(x[0], ev), "ip": x[3], "network": x[1], "country": x[2]}
+                            for x in a.recent][-30:],
                  "_first": first, "_ips": list(dict.fromkeys(x[3] for x in a.recent))})
 
     def _guessed(self, acct: str, a: _Acct, v: Any, t: float, ev: Event) -> tuple[str, str, dict[str, Any]] | None:

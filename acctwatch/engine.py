@@ -304,7 +304,15 @@ class Engine:
             self.join.import_rows(store.load_kv(self.scope, "_queue_join"))
         if self.profiles is not None:
             try:
-                self.profiles.import_rows(store.load_kv(self.scope, PROFILES_KEY))
+                rows = store.load_kv(self.scope, PROFILES_KEY)
+                if not rows and self.scope:
+                    # a new deployment warmed up with `acctwatch replay --db` over old logs: adopt what the
+                    # replay learned (saved under this instance from the next commit on)
+                    rows = store.load_kv("", PROFILES_KEY)
+                    if rows:
+                        log.info("adopting %d familiarity profile(s) learned by acctwatch replay", len(rows))
+                        self.profiles._dirty.update(rows)
+                self.profiles.import_rows(rows)
             except Exception as exc:  # a corrupt profile must not stop detection
                 log.warning("ignoring saved familiarity profiles: %s", exc)
         self.tracker.restore(Incident.from_row(r) for r in store.incidents(status="open"))

@@ -437,8 +437,13 @@ class Responder:
                 self.notifier.enqueue_operator(conn, f"manual:{level}:{account}:{utcnow().isoformat()}", title, body)
         return d
 
-    def unlock_account(self, account: str, *, actor: str | None = None, reason: str = "") -> Decision:
-        """Undo exactly what was done (backends in reverse order); failed ones stay in the lock record."""
+    def unlock_account(self, account: str, *, actor: str | None = None, reason: str = "",
+                       learn: bool = True) -> Decision:
+        """Undo exactly what was done (backends in reverse order); failed ones stay in the lock record.
+
+        With *learn* (the default: the lock was a false alarm) the addresses of the account's open incidents
+        become familiar networks of its profile, so the same benign pattern does not fire again; after a real
+        compromise (``acctwatch unlock --compromised``) nothing is learned and they stay suspect."""
         assert self.store is not None
         actor = actor or whoami()
         row = self.store.get_lock(account)
@@ -471,9 +476,14 @@ class Responder:
         d.detail = "; ".join(f"{r.backend}: {'ok' if r.ok else 'FAILED'}: {r.detail}" for r in d.results)
         with self.store.begin() as conn:
             if not states:  # the operator has dealt with it: the account's incidents are closed
-                conn.execute(sa.update(incidents_table).where((incidents_table.c.account == account)
-                                                              & (incidents_table.c.status == "open"))
-                             .values(status="closed"))
+                open_q = (incidents_table.c.account == account) & (incidents_table.c.status == "open")
+                if learn:
+                    for iid, ips in conn.execute(sa.select(incidents_table.c.id, incidents_table.c.ips)
+                                                 .where(open_q)).all():
+                        for ip in dict.fromkeys(json.loads(ips or "[]")):
+                            self.store.add_feedback(conn, account=account, action="trust", network=ip,
+                                                    incident_id=iid, actor=actor, note="unlock")
+                conn.execute(sa.update(incidents_table).where(open_q).values(status="closed"))
             self.store.audit(conn, action="unlock", result="ok" if not states else "failed", account=account,
                              incident_id=row["incident_id"], actor=actor,
                              detail=f"{d.outcome}" + (f": {reason}" if reason else "")

@@ -27,6 +27,8 @@ COMMANDS: dict[str, str] = {
     "history": "response:history",
     "incidents": "response:incidents",
     "report-ban": "fail2ban:report_ban",
+    "profile": "profile:profile",
+    "trust": "profile:trust",
 }
 
 

@@ -138,12 +138,18 @@ def lock(account: str, reason: str, level: str, force: bool, dry_run: bool, conf
 @click.argument("account", required=False)
 @click.option("--reason", default="", help="Why (goes to the audit trail).")
 @click.option("--reset-breaker", is_flag=True, help="Close the circuit breaker: resume automatic locking.")
+@click.option("--compromised", is_flag=True,
+              help="It was a real compromise (the password has been changed): learn nothing. Without it, the "
+              "incident's networks become familiar for ACCOUNT (a false alarm is not raised again).")
 @_config_opt
 @_db_opt
 @_json_opt
-def unlock(account: str | None, reason: str, reset_breaker: bool, config_path: str | None, db: str | None,
-           as_json: bool) -> None:
-    """Undo what acctwatch did to ACCOUNT (restores saved values, releases held mail, unbans IPs)."""
+def unlock(account: str | None, reason: str, reset_breaker: bool, compromised: bool, config_path: str | None,
+           db: str | None, as_json: bool) -> None:
+    """Undo what acctwatch did to ACCOUNT (restores saved values, releases held mail, unbans IPs).
+
+    By default the unlock teaches ACCOUNT's familiarity profile that the incident's networks are its
+    owner's; pass --compromised after a real attack."""
     if not account and not reset_breaker:
         raise click.UsageError("give the ACCOUNT to unlock (or --reset-breaker)")
     cfg, store = _open(config_path, db)
@@ -157,7 +163,7 @@ def unlock(account: str | None, reason: str, reset_breaker: bool, config_path: s
                        else "The circuit breaker was not open.")
     code = 0
     if account:
-        d = resp.unlock_account(account, reason=reason)
+        d = resp.unlock_account(account, reason=reason, learn=not compromised)
         out.update(d.to_dict())
         if not as_json:
             if d.outcome == "not-locked":
@@ -256,16 +262,20 @@ def history(account: str, config_path: str | None, db: str | None, as_json: bool
         click.echo("\nNothing recorded for this account (check the spelling: accounts are stored as logged).")
 
 
-@click.command("incidents")
+@click.group("incidents", invoke_without_command=True)
 @click.option("--since", help="Only incidents seen since (duration like 24h/7d, or ISO time).")
 @click.option("--account", help="Only this account.")
-@click.option("--status", "status_", type=click.Choice(["open", "closed"]), help="Only open or closed ones.")
+@click.option("--status", "status_", type=click.Choice(["open", "closed", "false-positive"]),
+              help="Only incidents with this status.")
 @_config_opt
 @_db_opt
 @_json_opt
-def incidents(since: str | None, account: str | None, status_: str | None, config_path: str | None,
-              db: str | None, as_json: bool) -> None:
-    """Incidents recorded in the store, oldest first."""
+@click.pass_context
+def incidents(ctx: click.Context, since: str | None, account: str | None, status_: str | None,
+              config_path: str | None, db: str | None, as_json: bool) -> None:
+    """Incidents recorded in the store, oldest first (and, as subcommands, what to do with one)."""
+    if ctx.invoked_subcommand is not None:
+        return
     _cfg, store = _open(config_path, db)
     rows = store.incidents(since=_since(since), account=account, status=status_)
     if as_json:
@@ -275,7 +285,52 @@ def incidents(since: str | None, account: str | None, status_: str | None, confi
         click.echo("No incidents" + (f" since {since}" if since else "") + ".")
         return
     for i in rows:
-        click.echo(f"{_ts(i['first_seen'])} {i['account'] or '(per IP)'} {i['detector']} [{i['action']}, "
+        click.echo(f"{_ts(i['detected_at'])} {i['account'] or '(per IP)'} {i['detector']} [{i['action']}, "
                    f"{i['status']}] {i['id']}\n    {i['summary'][:160]}")
+        steps = i.get("escalations") or []
+        if len(steps) > 1:
+            click.echo("    levels: " + " -> ".join(f"{e.get('level')} at {str(e.get('at', ''))[:19]}"
+                                                    + (f" ({e['rule']})" if e.get("rule") else "") for e in steps))
         if i["ips"]:
             click.echo(f"    IPs: {', '.join(i['ips'][:10])}")
+
+
+@incidents.command("false-positive")
+@click.argument("incident_id")
+@click.option("--note", default="", help="Why (goes to the audit trail).")
+@_config_opt
+@_db_opt
+@_json_opt
+def false_positive(incident_id: str, note: str, config_path: str | None, db: str | None, as_json: bool) -> None:
+    """Mark INCIDENT_ID (or a unique prefix of it) a false alarm: it is closed, and its networks become
+    familiar for its account, so the same benign pattern does not fire again. A held or locked account is
+    not unlocked by this: use `acctwatch unlock ACCOUNT` (which teaches the same)."""
+    from ..actions.responder import whoami
+
+    _cfg, store = _open(config_path, db)
+    inc = store.incident(incident_id)
+    if inc is None:
+        raise click.ClickException(f"no incident {incident_id!r} (or the prefix is not unique): see "
+                                   "`acctwatch incidents`")
+    actor = whoami()
+    taught: list[str] = []
+    with store.begin() as conn:
+        store.set_incident_status(conn, inc["id"], "false-positive")
+        if inc["account"]:
+            for ip in dict.fromkeys(inc["ips"]):
+                store.add_feedback(conn, account=inc["account"], action="trust", network=ip,
+                                   incident_id=inc["id"], actor=actor, note=note or "false positive")
+                taught.append(ip)
+        store.audit(conn, action="false-positive", result="ok", account=inc["account"], incident_id=inc["id"],
+                    actor=actor, detail=f"marked a false positive; familiar now: {', '.join(taught) or '-'}"
+                    + (f"; {note}" if note else ""))
+    locked = store.get_lock(inc["account"]) if inc["account"] else None
+    if as_json:
+        emit_json({"incident_id": inc["id"], "account": inc["account"], "status": "false-positive",
+                   "trusted": taught, "still_locked": locked is not None})
+        return
+    click.echo(f"Incident {inc['id']} marked a false positive.")
+    if taught:
+        click.echo(f"Familiar for {inc['account']} from now on: {', '.join(taught)} (their networks).")
+    if locked is not None:
+        click.echo(f"{inc['account']} is still {locked['level']}ed: run `acctwatch unlock {inc['account']}`.")

@@ -6,8 +6,9 @@ datacenter), its country and, where the logs carry it, the client. A network bec
 it keeps coming back: seen on ``familiar_occasions`` separate occasions at least ``occasion_gap`` apart
 (a VPN exit used every day, the home DSL line, the office), and never while it was part of an incident
 that was acted on (hold/lock). A network that was part of a notified incident is *reported*: it becomes
-familiar only after ``reported_quarantine`` of coming back, and mail sent from it stays suspicious until an
-operator trusts it. ``acctwatch trust``, ``acctwatch unlock`` and ``acctwatch incidents false-positive``
+familiar only after ``reported_quarantine`` of coming back, and until then mail sent from it is suspicious.
+Networks of datacenter/VPN providers are also learned per provider (its ASN), so that a commercial VPN's
+rotating exits inside one provider are not new every time. ``acctwatch trust``, ``acctwatch unlock`` and ``acctwatch incidents false-positive``
 make networks familiar at once (the ``feedback`` table, read by the engine).
 
 A profile is **learning** until it spans ``learn_period`` and holds ``learn_logins`` logins; rules that act
@@ -49,6 +50,7 @@ MAX_ACCOUNTS = 500_000
 NONE, REPORTED, TAINTED, TRUSTED = 0, 1, 2, 3
 FLAG_NAMES = {NONE: "", REPORTED: "reported", TAINTED: "acted-on", TRUSTED: "trusted"}
 FAMILIAR_STATES = frozenset({"familiar", "trusted", "provider", "shared"})
+HOSTED = frozenset({"datacenter", "vpn", "anonymizer"})
 
 
 def _iso(t: float) -> str:
@@ -87,7 +89,8 @@ class Net:
 
 
 class Profile:
-    __slots__ = ("countries", "day", "day_sum", "first", "last", "logins", "nets", "peak_day", "peak_day_t")
+    __slots__ = ("countries", "day", "day_bad", "day_sum", "first", "last", "logins", "nets", "peak_day",
+                 "peak_day_t")
 
     def __init__(self, t: float) -> None:
         self.first = t
@@ -98,6 +101,7 @@ class Profile:
         # sending from familiar networks: recipients per UTC day; the peak of the *completed* days is history
         self.day = -1
         self.day_sum = 0
+        self.day_bad = False  # a hold/lock incident today: today's sending is not history
         self.peak_day = 0
         self.peak_day_t = 0.0
 
@@ -105,7 +109,7 @@ class Profile:
         return {"first": round(self.first), "last": round(self.last), "logins": self.logins,
                 "nets": {k: n.row() for k, n in self.nets.items()},
                 "countries": {k: n.row() for k, n in self.countries.items()},
-                "send": [self.day, self.day_sum, self.peak_day, round(self.peak_day_t)]}
+                "send": [self.day, self.day_sum, self.peak_day, round(self.peak_day_t), self.day_bad]}
 
     @classmethod
     def from_row(cls, d: dict[str, Any]) -> Profile:
@@ -114,8 +118,9 @@ class Profile:
         p.logins = int(d["logins"])
         p.nets = {k: Net.from_row(v) for k, v in d.get("nets", {}).items()}
         p.countries = {k: Net.from_row(v) for k, v in d.get("countries", {}).items()}
-        s = d.get("send") or [-1, 0, 0, 0]
+        s = d.get("send") or [-1, 0, 0, 0, False]
         p.day, p.day_sum, p.peak_day, p.peak_day_t = int(s[0]), int(s[1]), int(s[2]), float(s[3])
+        p.day_bad = bool(s[4]) if len(s) > 4 else False
         return p
 
 
@@ -251,7 +256,6 @@ class Profiles:
                 state = "acted-on"
             elif n.since:
                 state = "familiar"
-                reported = n.flag == REPORTED
             elif n.flag == REPORTED:
                 state = "reported"
                 reported = True
@@ -270,8 +274,8 @@ class Profiles:
             else:
                 cstate = "seen"
         learning = (p.last - p.first < self.learn_period) or p.logins < self.learn_logins
-        return Verdict(key, info.cls, info.provider, info.source, country, state, since, reported, cstate,
-                       learning, p, n)
+        return Verdict(key, info.cls, info.provider, info.source, country, state, since,
+                       reported or state == "reported", cstate, learning, p, n)
 
     def _unknown(self, p: Profile | None, key: str, info: Any, default: str = "new") -> str:
         """State of a network this profile does not know as familiar: a shared service, another network of
@@ -280,10 +284,14 @@ class Profiles:
             return "familiar"
         if self.shared.get(key, 0) >= self.shared_min:
             return "shared"
-        if p is not None and info.provider and info.cls in ("datacenter", "vpn", "anonymizer"):
-            for n in p.nets.values():
-                if n.provider == info.provider and n.since and n.flag != TAINTED and n.cls == info.cls:
+        if p is not None and info.provider and info.cls in HOSTED:
+            # a datacenter/VPN provider this account keeps using (a commercial VPN's exits rotate inside it)
+            prov = p.nets.get(info.provider)
+            if prov is not None and prov.cls == info.cls:
+                if prov.flag == TRUSTED or (prov.since and prov.flag != TAINTED):
                     return "provider"
+                if prov.flag in (REPORTED, TAINTED):
+                    return "reported"  # another network of a provider already reported for this account
         return default
 
     # -- learning (after the detectors) ----------------------------------------------------------
@@ -311,6 +319,13 @@ class Profiles:
             if len(p.nets) > self.max_nets:
                 self._drop_oldest(p.nets, verdict.key, count_shared=True)
         self._see(n, t, verdict.key, count_shared=True)
+        prov = verdict.provider
+        if prov and verdict.cls in HOSTED and prov != verdict.key:
+            # the provider too, so that another network of a datacenter/VPN provider in use is not "new"
+            pn = p.nets.get(prov)
+            if pn is None:
+                pn = p.nets[prov] = Net(t, verdict.cls, verdict.country, prov)
+            self._see(pn, t, prov, count_shared=True)
         if verdict.country:
             c = p.countries.get(verdict.country)
             if c is None:
@@ -352,23 +367,31 @@ class Profiles:
                 self.shared.pop(key, None)
 
     def learn_sent(self, ev: Any, verdict: Verdict | None, recipients: int) -> None:
-        """Recipients sent from a familiar network: the account's own sending history (peak per day)."""
-        if verdict is None or recipients <= 0 or not verdict.familiar or verdict.reported:
+        """Recipients the account sent: its own sending history (the busiest day, within the retention).
+        Mail from acted-on networks, from reported ones once the profile is mature, and days with a hold/lock
+        incident from a network not the owner's, are not history."""
+        if verdict is None or recipients <= 0 or verdict.state == "acted-on" or (
+                verdict.state == "reported" and not verdict.learning):
             return
-        p = self.accounts.get(ev.account.lower())
+        acct = ev.account.lower()
+        p = self.accounts.get(acct)
         if p is None:
             return
         t = ev.ts.timestamp()
-        day = int(t // DAY)
-        if day != p.day:
-            if p.day >= 0 and p.day_sum >= p.peak_day:
-                p.peak_day, p.peak_day_t = p.day_sum, p.day * DAY
-            elif p.peak_day and t - p.peak_day_t > self.retention:
-                p.peak_day, p.peak_day_t = p.day_sum if p.day >= 0 else 0, max(p.day, 0) * DAY
-            p.day, p.day_sum = day, 0
+        self._roll(p, t)
         p.day_sum += recipients
         if self.track_changes:
-            self._dirty.add(ev.account.lower())
+            self._dirty.add(acct)
+
+    def _roll(self, p: Profile, t: float) -> None:
+        day = int(t // DAY)
+        if day == p.day:
+            return
+        if p.day >= 0 and not p.day_bad and (p.day_sum >= p.peak_day or t - p.peak_day_t > self.retention):
+            p.peak_day, p.peak_day_t = p.day_sum, p.day * DAY
+        elif p.peak_day and t - p.peak_day_t > self.retention:
+            p.peak_day, p.peak_day_t = 0, 0.0
+        p.day, p.day_sum, p.day_bad = day, 0, False
 
     @staticmethod
     def sending_peak(p: Profile | None, t: float) -> int:
@@ -376,19 +399,26 @@ class Profiles:
         if p is None:
             return 0
         peak = p.peak_day
-        if p.day >= 0 and p.day < int(t // DAY):
+        if 0 <= p.day < int(t // DAY) and not p.day_bad:
             peak = max(peak, p.day_sum)
         return peak
 
     # -- incidents and operators -----------------------------------------------------------------
     def mark(self, account: str | None, ips: Iterable[str], level: str, ts: datetime, geo: Any = None) -> None:
         """Networks presumed the attacker's in an incident: reported (notify) or acted on (hold/lock).
-        Networks already familiar or trusted stay so (a big ISP is the owner's and the attacker's)."""
+
+        Networks already familiar or trusted stay so (a big ISP is the owner's and the attacker's). A
+        profile that is still learning knows too little to condemn a network for good: a hold/lock there
+        only reports it (familiar again after the quarantine); an operator's unlock or trust settles it."""
         if account is None:
             return
         acct = account.lower()
         p = self.accounts.get(acct)
         t = ts.timestamp()
+        acted = level in ("hold", "lock")
+        if p is not None and acted and (p.last - p.first < self.learn_period or p.logins < self.learn_logins):
+            level = "notify"
+            acted = False  # (nor is today's sending struck from the history of a profile still learning)
         for ip in ips:
             info = self.classifier.classify(ip, geo.lookup(ip) if geo is not None else None)
             if info.cls == "internal":
@@ -399,15 +429,22 @@ class Profiles:
             if n is None:
                 g = geo.lookup(ip) if geo is not None else None
                 n = p.nets[info.key] = Net(t, info.cls, getattr(g, "country", None), info.provider)
-            if n.flag == TRUSTED or (n.since and n.flag != REPORTED):
+            if n.flag == TRUSTED or n.since:
                 continue
+            if acted:  # a held/locked run from a network not the owner's is not sending history
+                self._roll(p, t)
+                p.day_bad = True
             if level in ("hold", "lock"):
-                if n.since:
-                    n.since = 0.0
-                    self._unshare(info.key)
                 n.flag, n.flag_t = TAINTED, t
             elif n.flag == NONE:
                 n.flag, n.flag_t = REPORTED, t
+            prov = info.provider
+            if prov and info.cls in HOSTED and prov != info.key:
+                pn = p.nets.get(prov)
+                if pn is None:
+                    pn = p.nets[prov] = Net(t, info.cls, n.country, prov)
+                if pn.flag != TRUSTED and not pn.since:
+                    pn.flag, pn.flag_t = (TAINTED if level in ("hold", "lock") else max(pn.flag, REPORTED)), t
             if n.country:
                 c = p.countries.get(n.country)
                 if c is not None and not c.since and c.flag in (NONE, REPORTED):

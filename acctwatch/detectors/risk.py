@@ -6,9 +6,10 @@ familiar to the account (``event.fam``). This detector turns that into levels, t
 * **no incident** when every network involved is familiar: a VPN laptop on the same foreign exit for weeks
   next to the phone at home is "two countries in a minute" and "impossible travel" all day, and normal;
 * **notify** (first sighting of an unfamiliar network): ``unfamiliar_datacenter`` (a hosting/cloud/VPN
-  network the account never used and that is not a service shared by many accounts), ``new_country`` (an
-  unfamiliar network in a country new to a mature profile), ``impossible_travel`` (an unfamiliar network
-  too far from the account's last familiar login for the time between them);
+  network the account never used and that is not a service shared by many accounts, for an account that
+  does not habitually log in through such networks), ``new_country`` (an unfamiliar ISP/carrier network in
+  a country new to a mature profile), ``impossible_travel`` (an unfamiliar network too far from the
+  account's last familiar login for the time between them);
 * **lock** ``distributed``: several unfamiliar networks, or several new countries, within ``window``
   (a botnet or a proxy network using the password; stricter thresholds while the profile is learning);
 * **hold** ``sends_from_reported``: a network that was reported (or acted on) sends more than
@@ -223,7 +224,7 @@ class AccountRisk(Detector):
 
     def _sent(self, ev: Event, acct: str, v: Any, t: float, msgs: int, rcpts: int,
               just_reported: bool = False) -> list[Finding]:
-        if not (v.reported or v.state == "acted-on" or just_reported) or v.state == "trusted":
+        if not (v.state in ("reported", "acted-on") or just_reported):
             return []
         a = self._acct(acct)
         a.sends.append((t, msgs, rcpts, ev.ip or ""))
@@ -258,11 +259,11 @@ class AccountRisk(Detector):
         rules: list[tuple[str, str, dict[str, Any]]] = []  # rule, summary, evidence part
         if not fam and not v.reported and v.state != "acted-on":
             # first sighting of an unfamiliar network
-            if v.cls in _HOSTED:
+            if v.cls in _HOSTED and not _hosted_user(v):
                 rules.append(("unfamiliar_datacenter",
                               f"{acct} logged in from {ev.ip} ({_label(ev)}), a {v.cls} network ({v.key}) this "
                               f"account never used", {}))
-            if v.country_state == "new" and not v.learning:
+            if v.country_state == "new" and not v.learning and v.cls not in _HOSTED:
                 rules.append(("new_country",
                               f"{acct} logged in from {ev.ip} ({_label(ev)}): {v.country} is new for this account",
                               {"known_countries": _countries(v)}))
@@ -334,10 +335,22 @@ class AccountRisk(Detector):
                  "distance_km": round(dist, 1), "seconds": dt, "speed_kmh": round(speed, 1), "coarse": is_coarse})
 
     def _distributed(self, acct: str, a: _Acct, v: Any, t: float, ev: Event) -> tuple[str, str, dict[str, Any]] | None:
+        """Several unfamiliar networks or new countries within the window. A datacenter/VPN provider counts
+        once however many of its addresses rotate through (a cloud app, a VPN service), and says nothing
+        about where the person is (no country). While the profile learns, only networks never seen before
+        count, and only once the profile is older than the window (a role mailbox's first hour is many
+        networks at once)."""
         if v.state == "trusted":
             return None
-        a.recent.append((t, v.key, v.country, ev.ip or "", v.country_state in ("new", "reported")))
-        _trim(a.recent, t - float(self.opt(acct, "window")))
+        span = float(self.opt(acct, "window"))
+        if v.learning and (v.state != "new" or v.profile is None or t - v.profile.first < span):
+            _trim(a.recent, t - span)
+            return None
+        hosted = v.cls in _HOSTED
+        key = (v.provider or v.key) if hosted else v.key
+        a.recent.append((t, key, None if hosted else v.country, ev.ip or "",
+                         not hosted and v.country_state in ("new", "reported")))
+        _trim(a.recent, t - span)
         nets = {x[1] for x in a.recent}
         countries = {x[2] for x in a.recent if x[4] and x[2]}
         if v.learning:
@@ -352,7 +365,6 @@ class AccountRisk(Detector):
         if a.dist_fired and size <= a.dist_fired:
             return None
         a.dist_fired = size
-        span = float(self.opt(acct, "window"))
         first = a.recent[0][0]
         names = ", ".join(sorted(c for c in countries if c)) or "-"
         return ("distributed",
@@ -422,6 +434,17 @@ class AccountRisk(Detector):
     def _why(v: Any, ev: Event) -> dict[str, Any]:
         """Which networks were familiar, since when: the reason a level was (or was not) raised."""
         return {"network": v.to_dict(), "familiar_networks": v.familiar_networks()}
+
+
+def _hosted_user(v: Any) -> bool:
+    """The account habitually logs in through datacenter/VPN networks (a VPN or cloud app user): for it, a
+    new one says little by itself (a datacenter's country says nothing about where the person is)."""
+    p = v.profile
+    if p is None:
+        return False
+    from ..profiles import TAINTED, TRUSTED
+
+    return any(n.cls in _HOSTED and (n.flag == TRUSTED or (n.since and n.flag != TAINTED)) for n in p.nets.values())
 
 
 def _countries(v: Any) -> list[str]:

@@ -58,7 +58,8 @@ class SendBurst(Detector):
     name = "send_burst"
     kinds = ("message", "queue")
     defaults = {"recipients_per_hour": 500, "recipients_per_day": 1000, "messages_per_hour": 500,
-                "messages_per_day": 1000, "judge_familiar": True, "history_factor": 1.5}
+                "messages_per_day": 1000, "judge_familiar": True, "history_factor": 1.5,
+                "bulk_history_recipients": 500}
     default_policy = "hold"
 
     def __init__(self, options: dict[str, Any], ctx: Any) -> None:
@@ -94,14 +95,19 @@ class SendBurst(Detector):
         peak = None
         fam = ev.fam
         if fam is not None and self.opt(acct, "judge_familiar"):
-            if fam.familiar and not fam.reported:
-                # a familiar network's large sender (a weekly newsletter) is judged against its own history
+            if fam.familiar:
+                # a familiar network's regular large sender (a weekly newsletter) is judged against its own
+                # history: within it, nothing; above it, a notification. An account that never sent in bulk
+                # is held as before, wherever it sends from (a spammer behind the owner's own ISP).
                 from ..profiles import Profiles
 
                 peak = Profiles.sending_peak(fam.profile, t)
                 if max(a.day.r, a.day.m) <= peak * float(self.opt(acct, "history_factor")):
                     return ()
-                level, rule = "notify", "above_own_history"
+                if peak >= int(self.opt(acct, "bulk_history_recipients")):
+                    level, rule = "notify", "above_own_history"
+                else:
+                    rule = "first_bulk_send"
             else:
                 rule = "unfamiliar_network"
         # one finding at the crossing, then again only when the burst grew by a quarter (bounded output)
@@ -116,8 +122,10 @@ class SendBurst(Detector):
             f.evidence["network"] = fam.to_dict()
             if peak is not None:
                 f.evidence["own_peak_recipients_per_day"] = peak
-                f.summary += (f"; a familiar network, above this account's own busiest day ({peak} recipients)"
-                              if peak else "; a familiar network, but no sending history yet")
+                f.summary += (f"; from a familiar network, above this account's own busiest day ({peak} "
+                              "recipients)" if rule == "above_own_history" else
+                              f"; from a familiar network, but this account never sent in bulk (busiest day: "
+                              f"{peak} recipients)")
         return [f]
 
     def _finding(self, acct: str, ev: Event, a: _Acct, over: dict[str, tuple[int, int]]) -> Finding:
@@ -249,7 +257,7 @@ class BounceRatio(Detector):
                     "first": iso(first), "last": iso(ev.ts)}
         f = Finding(self.name, acct, ev.ts, first, summary, evidence, [ev.ip] if ev.ip else [])
         fam = ev.fam
-        if fam is not None and self.opt(acct, "judge_familiar") and fam.familiar and not fam.reported:
+        if fam is not None and self.opt(acct, "judge_familiar") and fam.familiar:
             # sent from the account's own network: an old mailing list, more likely than a stolen password
             f.level, f.rule = "notify", "familiar_network"
             evidence["network"] = fam.to_dict()

@@ -8,8 +8,9 @@ it keeps coming back: seen on ``familiar_occasions`` separate occasions at least
 that was acted on (hold/lock). A network that was part of a notified incident is *reported*: it becomes
 familiar only after ``reported_quarantine`` of coming back, and until then mail sent from it is suspicious.
 Networks of datacenter/VPN providers are also learned per provider (its ASN), so that a commercial VPN's
-rotating exits inside one provider are not new every time. ``acctwatch trust``, ``acctwatch unlock`` and ``acctwatch incidents false-positive``
-make networks familiar at once (the ``feedback`` table, read by the engine).
+rotating exits inside one provider are not new every time. ``acctwatch trust``, ``acctwatch unlock`` and
+``acctwatch incidents false-positive`` make networks familiar at once (the ``feedback`` table, read by the
+engine).
 
 A profile is **learning** until it spans ``learn_period`` and holds ``learn_logins`` logins; rules that act
 on a first sighting wait for a mature profile. A network familiar to ``shared_accounts`` or more accounts

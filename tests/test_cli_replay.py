@@ -1,5 +1,10 @@
 """The README quick start: ``acctwatch replay examples/mail.log`` shows a real detection offline, with the
-embedded country database and no configuration."""
+embedded country database and no configuration (so the default ``familiarity`` preset).
+
+anna@example.org logs in from home (DE) and 38 s later from Brazil, then the Brazilian address sends 550
+recipients in 8 minutes. Her profile is still learning (nothing familiar yet): account_risk notifies the
+impossible trip from her earlier place, and raises the incident to hold when the now reported Brazilian
+network sends; send_burst holds the burst from a network unfamiliar to her."""
 
 from __future__ import annotations
 
@@ -20,16 +25,22 @@ def _no_config(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(EXAMPLES.parent)
 
 
+ANNA_HOME = "80.133.12.40"
+ANNA_ATTACKER = "200.147.67.142"
+
+
 def test_quick_start_table() -> None:
     res = CliRunner().invoke(main, ["replay", "examples/mail.log"])
     assert res.exit_code == 0, res.output
     out = res.stdout
-    assert "anna@example.org: would lock" in out
-    assert "geo_countries" in out and "(BR, DE)" in out
+    assert "anna@example.org: would hold mail" in out
+    assert "[would hold mail] account_risk at 2026-11-26 07:11:38 UTC" in out
+    assert "a network already reported for this account and not familiar to it" in out
     assert "send_burst" in out and "550 recipients in the last hour" in out
     assert "ben@example.org" not in out and "carla@example.org" not in out
-    # anna's own German address is evidence, not the presumed attacker
-    assert "presumed attacker: 200.147.67.142" in out and "presumed attacker: 80.133.12.40" not in out
+    assert "geo_countries" not in out and "impossible_travel" not in out  # off in the default preset
+    # anna's own German address is not blamed: only the Brazilian one is listed
+    assert f"IPs: {ANNA_ATTACKER}" in out and ANNA_HOME not in out
 
 
 def test_quick_start_jsonl() -> None:
@@ -37,12 +48,27 @@ def test_quick_start_jsonl() -> None:
     assert res.exit_code == 0, res.output
     incs = [json.loads(x) for x in res.stdout.splitlines() if x.strip()]
     assert {(i["account"], i["detector"], i["action"]) for i in incs} == {
-        ("anna@example.org", "geo_countries", "lock"), ("anna@example.org", "impossible_travel", "lock"),
-        ("anna@example.org", "send_burst", "hold")}
+        ("anna@example.org", "account_risk", "hold"), ("anna@example.org", "send_burst", "hold")}
+    by = {i["detector"]: i for i in incs}
+    risk = by["account_risk"]
+    assert risk["detected_at"] == "2026-11-26T07:11:38Z"  # the Brazilian login
+    steps = [(e["level"], e["rule"]) for e in risk["escalations"]]
+    assert steps == [("notify", "impossible_travel"), ("hold", "sends_from_reported")]
+    assert "DE" in risk["escalations"][0]["summary"] and "then BR" in risk["escalations"][0]["summary"]
+    burst = by["send_burst"]
+    assert [(e["level"], e["rule"]) for e in burst["escalations"]] == [("hold", "unfamiliar_network")]
+    assert burst["evidence"]["recipients_last_hour"] == 550
+    for i in incs:  # anna's own German address is not the presumed attacker
+        assert i["attacker_ips"] == i["ips"] == [ANNA_ATTACKER]
 
 
 def test_example_config_is_valid_and_replays_the_same() -> None:
+    """The example config shows the defaults: it replays the quick start exactly as no config does."""
     res = CliRunner().invoke(main, ["replay", "--jsonl", "-c", "examples/acctwatch.toml", "examples/mail.log"])
     assert res.exit_code == 0, res.output
     incs = [json.loads(x) for x in res.stdout.splitlines() if x.strip()]
-    assert {i["detector"] for i in incs} == {"geo_countries", "impossible_travel", "send_burst"}
+    plain = CliRunner().invoke(main, ["replay", "--jsonl", "examples/mail.log"])
+    assert plain.exit_code == 0, plain.output
+    want = [json.loads(x) for x in plain.stdout.splitlines() if x.strip()]
+    assert {(i["account"], i["detector"], i["action"]) for i in incs} == {
+        (i["account"], i["detector"], i["action"]) for i in want}

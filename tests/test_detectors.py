@@ -61,7 +61,11 @@ class FakeResolver:
 
 def engine(conf: dict[str, Any] | None = None, only: str | None = None, geo: FakeResolver | None = None,
            store: Store | None = None) -> Engine:
-    cfg = from_dict(conf or {})
+    """An engine under the seed preset (the thresholds these tests pin are the seed rules: no familiarity
+    judging; bruteforce_success, banned_ip_login and new_country enabled), unless *conf* names a preset."""
+    conf = dict(conf or {})
+    conf["general"] = {"preset": "seed", **conf.get("general", {})}
+    cfg = from_dict(conf)
     dets = None
     if only is not None:
         load_all()

@@ -1,4 +1,8 @@
-"""The engine: queue join, incident episodes, allowlists, determinism, and the two geo detectors."""
+"""The engine: queue join, incident episodes, allowlists, determinism, and the two geo detectors.
+
+These tests exercise the seed detectors (geo_countries, impossible_travel): the ``engine()`` helper runs
+them under ``[general] preset = "seed"`` (the old rules, exactly); the default ``familiarity`` preset turns
+them off (tests/test_presets.py)."""
 
 from __future__ import annotations
 
@@ -42,8 +46,15 @@ def login(acct: str, ip: str, secs: float, service: str = "imap") -> Login:
     return Login(ts=T0 + timedelta(seconds=secs), account=acct, ip=ip, service=service, method="PLAIN")
 
 
+def seed(cfg: dict[str, Any] | None = None) -> dict[str, Any]:
+    """*cfg* under the seed preset (unless it names a preset itself)."""
+    cfg = dict(cfg or {})
+    cfg["general"] = {"preset": "seed", **cfg.get("general", {})}
+    return cfg
+
+
 def engine(cfg: dict[str, Any] | None = None, store: Store | None = None) -> Engine:
-    return Engine(from_dict(cfg or {}), store=store, geo=Geo())
+    return Engine(from_dict(seed(cfg)), store=store, geo=Geo())
 
 
 def run(eng: Engine, events: list[Any]) -> list[Any]:
@@ -253,7 +264,7 @@ def test_windows_survive_a_restart(tmp_path) -> None:  # type: ignore[no-untyped
     after = {i.id for i in run(engine(store=Store(url)), events[1:])}
     assert after == whole and len(after) == 2  # geo_countries and impossible_travel
     # instances keep their own windows
-    other = Engine(from_dict({}), store=Store(url), geo=Geo(), scope="mx2")
+    other = Engine(from_dict(seed()), store=Store(url), geo=Geo(), scope="mx2")
     assert run(other, events[1:]) == []
 
 

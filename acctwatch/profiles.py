@@ -2,7 +2,7 @@
 
 Every successful login (IMAP, POP3, ManageSieve, SMTP AUTH submission) teaches its account's profile the
 *network* it came from (``acctwatch.netclass``: the ASN of an ISP or carrier, the /24 or /48 inside a
-datacenter), its country and, where the logs carry it, the client. A network becomes **familiar** only when
+datacenter) and its country. A network becomes **familiar** only when
 it keeps coming back: seen on ``familiar_occasions`` separate occasions at least ``occasion_gap`` apart
 (a VPN exit used every day, the home DSL line, the office), and never while it was part of an incident
 that was acted on (hold/lock). A network that was part of a notified incident is *reported*: it becomes

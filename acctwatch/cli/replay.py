@@ -103,8 +103,12 @@ def _table(result) -> None:  # type: ignore[no-untyped-def]
         worst = max(incs, key=lambda i: ("notify", "hold", "lock").index(i.action))
         echo(click.style(f"{acct}: {WOULD.get(worst.action, worst.action)}", bold=True))
         for inc in incs:
-            when = inc.first_seen.strftime("%Y-%m-%d %H:%M:%S")
+            when = inc.detected_at.strftime("%Y-%m-%d %H:%M:%S")
             echo(f"  [{WOULD.get(inc.action, inc.action)}] {inc.detector} at {when} UTC: {inc.summary}")
+            if len(inc.escalations) > 1:
+                echo("      levels: " + " -> ".join(
+                    f"{e['level']} at {str(e['at'])[11:19]}" + (f" ({e['rule']})" if e.get("rule") else "")
+                    for e in inc.escalations))
             if inc.ips:
                 echo(f"      IPs: {', '.join(inc.ips[:10])}{' ...' if len(inc.ips) > 10 else ''}")
             if inc.attackers and inc.attackers != inc.ips:

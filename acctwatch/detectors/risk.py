@@ -263,7 +263,7 @@ class AccountRisk(Detector):
                 rules.append(("unfamiliar_datacenter",
                               f"{acct} logged in from {ev.ip} ({_label(ev)}), a {v.cls} network ({v.key}) this "
                               f"account never used", {}))
-            if v.country_state == "new" and not v.learning and v.cls not in _HOSTED:
+            if v.country_state == "new" and not v.learning and v.cls not in _HOSTED and self._counts(acct, v):
                 rules.append(("new_country",
                               f"{acct} logged in from {ev.ip} ({_label(ev)}): {v.country} is new for this account",
                               {"known_countries": _countries(v)}))
@@ -349,7 +349,7 @@ class AccountRisk(Detector):
         hosted = v.cls in _HOSTED
         key = (v.provider or v.key) if hosted else v.key
         a.recent.append((t, key, None if hosted else v.country, ev.ip or "",
-                         not hosted and v.country_state in ("new", "reported")))
+                         not hosted and v.country_state in ("new", "reported") and self._counts(acct, v)))
         _trim(a.recent, t - span)
         nets = {x[1] for x in a.recent}
         countries = {x[2] for x in a.recent if x[4] and x[2]}
@@ -429,6 +429,15 @@ class AccountRisk(Detector):
                  ips: list[str], attackers: list[str]) -> Finding:
         return Finding(self.name, acct, ev.ts, datetime.fromtimestamp(first, tz=UTC), summary, evidence, ips,
                        attackers, level=self.levels.get(rule, "notify"), rule=rule)
+
+    def _counts(self, acct: str, v: Any) -> bool:
+        """Whether the login's country can be new: not an allowlisted country, nor one of the account's
+        ``extra_countries``."""
+        al = self.ctx.config.allowlist
+        if not v.country or v.country in al.countries:
+            return False
+        extra = al.extra_countries.get(acct.lower())
+        return not (extra and v.country in extra)
 
     @staticmethod
     def _why(v: Any, ev: Event) -> dict[str, Any]:

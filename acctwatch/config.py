@@ -171,7 +171,7 @@ def from_dict(data: dict[str, Any], path: Path | None = None) -> Config:
     cfg.db = g.get("db")
     cfg.timezone = g.get("timezone", "local")
     preset = g.get("preset", DEFAULT_PRESET)
-    if preset not in PRESETS:
+    if not isinstance(preset, str) or preset not in PRESETS:
         raise ConfigError(f"{where}: general.preset must be one of {', '.join(PRESETS)}, got {preset!r}")
     cfg.preset = preset
     cfg.year = g.get("year")

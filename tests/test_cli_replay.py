@@ -38,7 +38,8 @@ def test_quick_start_table() -> None:
     assert "a network already reported for this account and not familiar to it" in out
     assert "send_burst" in out and "550 recipients in the last hour" in out
     assert "ben@example.org" not in out and "carla@example.org" not in out
-    assert "geo_countries" not in out and "impossible_travel" not in out  # off in the default preset
+    assert "] geo_countries at" not in out and "] impossible_travel at" not in out  # off in the default preset
+    assert "levels: notify at 07:11:38 (impossible_travel) -> hold at" in out  # account_risk's own rule
     # anna's own German address is not blamed: only the Brazilian one is listed
     assert f"IPs: {ANNA_ATTACKER}" in out and ANNA_HOME not in out
 

@@ -59,7 +59,8 @@ class _Acct:
         # last familiar (located) login: t, lat, lon, acc, coarse, country, ip, label, familiar (False: the
         # previous place while the profile learns)
         self.home: tuple[float, float, float, float, bool, str | None, str, str, bool] | None = None
-        self.fails: dict[str, list[Any]] = {}  # source -> [count, first, last, fast, recent times, ips]
+        # source -> [frontend count, first, last, fast, recent frontend times, ips, backend count, backend times]
+        self.fails: dict[str, list[Any]] = {}
         self.sends: deque[tuple[float, int, int, str]] = deque()  # t, messages, recipients, ip
         self.sends_fired = 0
 
@@ -69,7 +70,8 @@ class _Acct:
     def row(self) -> dict[str, Any]:
         return {"recent": [list(x) for x in self.recent], "dist_fired": self.dist_fired,
                 "home": list(self.home) if self.home else None,
-                "fails": {k: [v[0], v[1], v[2], v[3], list(v[4]), v[5]] for k, v in self.fails.items()},
+                "fails": {k: [v[0], v[1], v[2], v[3], list(v[4]), v[5], v[6], list(v[7])]
+                          for k, v in self.fails.items()},
                 "sends": [list(x) for x in self.sends], "sends_fired": self.sends_fired}
 
     @classmethod
@@ -80,7 +82,8 @@ class _Acct:
         h = d.get("home")
         a.home = (float(h[0]), float(h[1]), float(h[2]), float(h[3]), bool(h[4]), h[5], str(h[6]), str(h[7]),
                   bool(h[8])) if h else None
-        a.fails = {k: [int(v[0]), float(v[1]), float(v[2]), bool(v[3]), deque(float(x) for x in v[4]), dict(v[5])]
+        a.fails = {k: [int(v[0]), float(v[1]), float(v[2]), bool(v[3]), deque(float(x) for x in v[4]), dict(v[5]),
+                       int(v[6]) if len(v) > 6 else 0, deque(float(x) for x in v[7]) if len(v) > 7 else deque()]
                    for k, v in d.get("fails", {}).items()}
         a.sends = deque((float(x[0]), int(x[1]), int(x[2]), str(x[3])) for x in d.get("sends", []))
         a.sends_fired = int(d.get("sends_fired", 0))
@@ -202,15 +205,23 @@ class AccountRisk(Detector):
         src = source_key(ev.ip or "", int(self.opt(acct, "prefix_v4")), int(self.opt(acct, "prefix_v6")))
         f = a.fails.get(src)
         span = float(self.opt(acct, "guess_window"))
-        n = int(getattr(ev, "attempts", None) or 1) if getattr(ev, "layer", None) != "backend" else 1
+        # one attempt can be logged twice (Dovecot's auth process and its login process, see "Counting failed
+        # logins once" in docs/detectors.md): each layer is counted apart and the larger count is used
+        back = getattr(ev, "layer", None) == "backend"
+        n = 1 if back else int(getattr(ev, "attempts", None) or 1)
         if f is None or t - f[2] > span:
             if len(a.fails) >= 64:  # one account attacked from everywhere: keep the most recent sources
                 oldest = min(a.fails, key=lambda k: a.fails[k][2])
                 del a.fails[oldest]
-            f = a.fails[src] = [0, t, t, False, deque(), {}]
-        f[0] += n
+            f = a.fails[src] = [0, t, t, False, deque(), {}, 0, deque()]
+        if len(f) < 8:  # (saved before the layers were counted apart)
+            f += [0, deque()]
+        if back:
+            f[6] += n
+        else:
+            f[0] += n
         f[2] = t
-        q: deque[float] = f[4]
+        q: deque[float] = f[7] if back else f[4]
         for _ in range(min(n, 64)):
             q.append(t)
         fast_n = int(self.opt(acct, "fast_failures"))
@@ -384,7 +395,7 @@ class AccountRisk(Detector):
         del a.fails[src]  # this run of failures is judged now
         if self.track_changes:
             self._dirty.add(acct)
-        count, first, last, fast = f[0], f[1], f[2], f[3]
+        count, first, last, fast = max(f[0], f[6]), f[1], f[2], f[3]
         if t - last > float(self.opt(acct, "guess_window")) or v.state in ("familiar", "trusted"):
             return None  # e.g. a device with a stale password at home, then the new password typed in
         need = int(self.opt(acct, "guess_failures"))

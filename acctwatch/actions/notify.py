@@ -338,7 +338,13 @@ def incident_message(incident: Any, headline: str, done: list[str], *, dry_run: 
     if note:
         lines += ["", clean(note)]
     if locked and incident.account:
-        lines += ["", "To undo:   acctwatch unlock " + shell_arg(incident.account)]
+        lines += ["", "To undo:   acctwatch unlock " + shell_arg(incident.account)
+                  + "   (a false alarm: its networks become familiar for the account)",
+                  "           acctwatch unlock " + shell_arg(incident.account) + " --compromised"
+                  + "   (after a real compromise and a password change: learns nothing)"]
+    elif incident.account:
+        lines += ["", "False alarm? acctwatch incidents false-positive " + incident.id
+                  + "   (its networks become familiar for the account)"]
     lines += [f"Details:   acctwatch history {shell_arg(incident.account)}" if incident.account
               else "Details:   acctwatch incidents", f"Incident:  {incident.id}"]
     return title, "\n".join(lines)

@@ -58,6 +58,17 @@ def _iso(t: float) -> str:
     return datetime.fromtimestamp(t, tz=UTC).isoformat().replace("+00:00", "Z")
 
 
+def _state(n: Net) -> str:
+    """A known network's own state: trusted, acted-on, familiar, reported or seen."""
+    if n.flag == TRUSTED:
+        return "trusted"
+    if n.flag == TAINTED:
+        return "acted-on"
+    if n.since:
+        return "familiar"
+    return "reported" if n.flag == REPORTED else "seen"
+
+
 class Net:
     """One network in one account's profile."""
 
@@ -251,16 +262,9 @@ class Profiles:
             state = self._unknown(p, key, info)
         else:
             since = n.since
-            if n.flag == TRUSTED:
-                state = "trusted"
-            elif n.flag == TAINTED:
-                state = "acted-on"
-            elif n.since:
-                state = "familiar"
-            elif n.flag == REPORTED:
-                state = "reported"
-                reported = True
-            else:
+            state = _state(n)
+            reported = state == "reported"
+            if state == "seen":
                 state = self._unknown(p, key, info, "seen")
         if country is None:
             cstate = "none"
@@ -566,17 +570,7 @@ class Profiles:
         learning = (p.last - p.first < self.learn_period) or p.logins < self.learn_logins
 
         def entry(k: str, n: Net, shared: bool) -> dict[str, Any]:
-            if n.flag == TRUSTED:
-                state = "trusted"
-            elif n.flag == TAINTED:
-                state = "acted-on"
-            elif n.since:
-                state = "familiar"
-            elif n.flag == REPORTED:
-                state = "reported"
-            else:
-                state = "seen"
-            d = {"key": k, "class": n.cls, "state": state, "first_seen": _iso(n.first), "last_seen": _iso(n.last),
+            d = {"key": k, "class": n.cls, "state": _state(n), "first_seen": _iso(n.first), "last_seen": _iso(n.last),
                  "logins": n.count, "occasions": n.occ, "familiar_since": _iso(n.since) if n.since else None}
             if n.country and n.cls != "country":
                 d["country"] = n.country

@@ -72,10 +72,7 @@ def run(a: argparse.Namespace, work: Path) -> dict[str, Any]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--accounts", type=int, default=3000)
-    ap.add_argument("--days", type=int, default=14)
-    ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--instances", type=int, help="attacks per type (default: accounts/100, 1 to 5)")
+    simpop.population_options(ap)
     ap.add_argument("--mode", choices=("warm", "cold", "both"), default="both")
     ap.add_argument("--config", help="acctwatch config file for the replays (default: an empty one)")
     ap.add_argument("--keep", metavar="DIR", help="write logs, truth and incidents here and keep them")

@@ -55,6 +55,17 @@ PUBLIC_NETS: dict[str, str] = {
 }
 
 
+def queue_id(n: int) -> str:
+    """The *n*-th Postfix queue id (same length and alphabet as Postfix's long ids): deterministic."""
+    alphabet = "0123456789BCDFGHJKLMNPQRSTVWXYZ"
+    v = n * 104729 + 12345
+    s = ""
+    while v:
+        v, d = divmod(v, len(alphabet))
+        s += alphabet[d]
+    return "4" + s.ljust(10, "b")
+
+
 @dataclass
 class Truth:
     """What was injected: account -> detectors expected to report it; IPs expected in per-IP reports."""
@@ -91,13 +102,7 @@ class _Gen:
 
     def qid(self) -> str:
         self.qn += 1
-        alphabet = "0123456789BCDFGHJKLMNPQRSTVWXYZ"
-        v = self.qn * 104729 + 12345
-        s = ""
-        while v:
-            v, d = divmod(v, len(alphabet))
-            s += alphabet[d]
-        return "4" + s.ljust(10, "b")
+        return queue_id(self.qn)
 
     def session(self) -> str:
         return "".join(self.r.choices(string.ascii_letters + string.digits + "+/", k=16))

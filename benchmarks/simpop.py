@@ -45,6 +45,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+try:
+    from benchmarks.gen_log import queue_id
+except ModuleNotFoundError:  # run as a script from benchmarks/
+    from gen_log import queue_id  # type: ignore[no-redef]
+
 DOMAIN = "example.org"
 MX = "mx"
 LIP = "192.0.2.1"
@@ -402,13 +407,7 @@ class Sim:
 
     def qid(self) -> str:
         self.qn += 1
-        alphabet = "0123456789BCDFGHJKLMNPQRSTVWXYZ"
-        v = self.qn * 104729 + 12345
-        s = ""
-        while v:
-            v, d = divmod(v, len(alphabet))
-            s += alphabet[d]
-        return "4" + s.ljust(10, "b")
+        return queue_id(self.qn)
 
     def pid(self) -> int:
         self.pidn = 1000 + (self.pidn * 31 + 7) % 60000
@@ -1181,12 +1180,17 @@ def generate(out: str | Path, accounts: int = 3000, days: int = 14, seed: int = 
     return truth
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def population_options(ap: argparse.ArgumentParser) -> None:
+    """The population's command-line options (shared with bench_detection)."""
     ap.add_argument("--accounts", type=int, default=3000)
     ap.add_argument("--days", type=int, default=14)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--instances", type=int, help="attacks per type (default: accounts/100, 1 to 5)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    population_options(ap)
     ap.add_argument("--out", default="simpop-out", help="output directory (default: ./simpop-out)")
     a = ap.parse_args()
     t = time.perf_counter()

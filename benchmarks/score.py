@@ -88,10 +88,15 @@ def score(truth: dict[str, Any], incidents: Iterable[dict[str, Any]]) -> dict[st
     false_notify: set[tuple[str, str, int]] = set()
     det_rows: dict[str, Counter[str]] = defaultdict(Counter)
     counted = 0
+    bots = set((truth.get("noise") or {}).get("guessing_bots", []))
+    bot_reports = 0
     for inc in incidents:
         acct = inc.get("account")
         if acct is None:
             row, subject = PER_IP, (inc.get("ips") or [inc.get("id")])[0]
+            if subject in bots:  # a password-guessing bot of the background noise: a true per-IP report
+                bot_reports += 1
+                continue
         else:
             row, subject = category.get(acct, UNKNOWN), acct
         any_true = any_false = any_false_hold = False
@@ -178,7 +183,7 @@ def score(truth: dict[str, Any], incidents: Iterable[dict[str, Any]]) -> dict[st
     return {
         "scoring_period": truth["scoring_period"], "days": ndays, "detections_counted": counted,
         "attacks": per_type, "attacks_total": attack_total, "instances": instances,
-        "categories": cats, "categories_total": cat_total,
+        "categories": cats, "categories_total": cat_total, "guessing_bot_reports": bot_reports,
         "detectors": {k: dict(v) for k, v in sorted(det_rows.items())},
     }
 
@@ -237,6 +242,8 @@ def table(res: dict[str, Any], title: str = "") -> str:
     for name in (PER_IP, UNKNOWN):
         if name in res["categories"]:
             out.append(crow(name, res["categories"][name]) + "   (subject-days; per 1,000 account-days of all)")
+    if res.get("guessing_bot_reports"):
+        out.append(f"(+ {res['guessing_bot_reports']} true per-IP reports of the background's password-guessing bots)")
     if res["detectors"]:
         hdr = f"{'detector':<22}{'true incidents':>15}{'false incidents':>16}{'false hold/lock':>16}"
         out += ["", hdr, "-" * len(hdr)]

@@ -866,6 +866,7 @@ class Sim:
                  f"admin@{DOMAIN}", f"info@{DOMAIN}", f"office@{DOMAIN}", f"kontakt@{DOMAIN}")
         for _ in range(r.randint(2, 4)):  # fast dictionary bots: names that do not exist
             ip = self.bot_ip(r)
+            self.guessing_bots.add(ip)  # (a per-IP report about one of these is a true one)
             t = d0 + r.uniform(0, DAY - 2 * HOUR)
             for _ in range(r.randint(40, 200)):
                 self.smtp_fail(r, t, r.choice(names), ip, exists=False)
@@ -1089,7 +1090,10 @@ class Sim:
         return start, end, [ip], {"country": cc, "trip_dest": trip.dest, "imap_check": checked}
 
     # -- the whole run -------------------------------------------------------------------------------
+    guessing_bots: set[str]
+
     def run(self) -> dict[str, Any]:
+        self.guessing_bots = set()
         self.build_population()
         self.plan_attacks()
         for k in range(-1, self.days + 1):
@@ -1114,6 +1118,7 @@ class Sim:
             "accounts": {a.name: {"category": a.category, "country": a.cc, **({"notes": a.notes} if a.notes else {})}
                          for a in self.accounts},
             "attacks": self.attacks,
+            "noise": {"guessing_bots": sorted(self.guessing_bots)},
         }
 
 

@@ -401,7 +401,10 @@ class AccountRisk(Detector):
         need = int(self.opt(acct, "guess_failures"))
         if not fast and count < need:
             return None
-        rule = "guessed" if (fast or not v.learning) else "guessed:learning"
+        # slow failures from a network many of this server's accounts use (an office NAT, the big ISP of the
+        # region) or from a provider the account uses: a device with a stale password is as likely as a
+        # patient guesser; a fast run is not a device
+        rule = "guessed" if (fast or not (v.learning or v.state in ("shared", "provider"))) else "guessed:weak"
         how = "a fast run" if fast else "slow guessing"
         return (rule,
                 f"{acct}: {count} failed logins from {src} ({how}, first {_dur(t - first)} before), then a "
@@ -413,7 +416,7 @@ class AccountRisk(Detector):
 
     def _combine(self, acct: str, ev: Event, v: Any, t: float, rules: list[tuple[str, str, dict[str, Any]]]) -> Finding:
         def level(rule: str) -> str:
-            if rule == "guessed:learning" or rule == "banned:familiar":
+            if rule == "guessed:weak" or rule == "banned:familiar":
                 return "notify"
             return self.levels[rule]
 

@@ -6,7 +6,7 @@
   records) bans exactly those IPs;
 * fail2ban -> acctwatch: the same server's postfix-sasl jail (Debian's postfix filter, maxretry 2) runs the
   shipped acctwatch action, which records the ban in acctwatch's store with ``acctwatch report-ban``; a
-  later login from that IP, replayed with that store, is a ``banned_ip_login`` incident.
+  later login from that IP, replayed with that store, is an ``account_risk`` incident (rule ``banned``).
 
 Nothing touches the firewall or the network: the server talks over a unix socket in a temporary directory.
 """
@@ -325,6 +325,6 @@ def test_fail2ban_reports_its_bans_to_acctwatch(f2b: F2B, tmp_path: Path) -> Non
     login_at = bans[0]["ts"] + timedelta(minutes=3)
     incidents = _replay_scenario(tmp_path, tmp_path / "d.log", store=store,
                                  lines=[(login_at, "dave@example.org", attacker)])
-    hits = [i for i in incidents if i.detector == "banned_ip_login"]
-    assert [(i.account, i.ips) for i in hits] == [("dave@example.org", [attacker])]
-    assert hits[0].evidence["jail"] == "postfix-sasl"
+    hits = [i for i in incidents if i.detector == "account_risk" and "banned" in i.evidence["rules"]]
+    assert [(i.account, i.ips, i.action) for i in hits] == [("dave@example.org", [attacker], "lock")]
+    assert hits[0].evidence["banned"]["jail"] == "postfix-sasl"

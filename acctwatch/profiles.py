@@ -2,7 +2,8 @@
 
 Every successful login (IMAP, POP3, ManageSieve, SMTP AUTH submission) teaches its account's profile the
 *network* it came from (``acctwatch.netclass``: the ASN of an ISP or carrier, the /24 or /48 inside a
-datacenter) and its country. A network becomes **familiar** only when
+datacenter), its country and its client identity as far as the logs carry one (service and authentication
+method: imap/PLAIN, submission/LOGIN, pop3/XOAUTH2; shown in evidence). A network becomes **familiar** only when
 it keeps coming back: seen on ``familiar_occasions`` separate occasions at least ``occasion_gap`` apart
 (a VPN exit used every day, the home DSL line, the office), and never while it was part of an incident
 that was acted on (hold/lock). A network that was part of a notified incident is *reported*: it becomes
@@ -58,6 +59,16 @@ def _iso(t: float) -> str:
     return datetime.fromtimestamp(t, tz=UTC).isoformat().replace("+00:00", "Z")
 
 
+def _client(ev: Any) -> str | None:
+    """The client identity a login line carries: its service and authentication method (e.g. imap/PLAIN,
+    submission/LOGIN, pop3/XOAUTH2); None when the line has neither."""
+    method = getattr(ev, "method", None)
+    service = ev.service
+    if not method and not service:
+        return None
+    return f"{service or '?'}/{(method or '?').upper()}"
+
+
 def _state(n: Net) -> str:
     """A known network's own state: trusted, acted-on, familiar, reported or seen."""
     if n.flag == TRUSTED:
@@ -101,8 +112,8 @@ class Net:
 
 
 class Profile:
-    __slots__ = ("countries", "day", "day_bad", "day_sum", "first", "last", "logins", "nets", "peak_day",
-                 "peak_day_t")
+    __slots__ = ("clients", "countries", "day", "day_bad", "day_sum", "first", "last", "logins", "nets",
+                 "peak_day", "peak_day_t")
 
     def __init__(self, t: float) -> None:
         self.first = t
@@ -110,6 +121,8 @@ class Profile:
         self.logins = 0
         self.nets: dict[str, Net] = {}
         self.countries: dict[str, Net] = {}  # the same bookkeeping, per country
+        # client identities the logs carry: "service/method" (imap/PLAIN, submission/LOGIN, pop3/XOAUTH2)
+        self.clients: dict[str, list[float]] = {}  # -> [first, last, count]
         # sending from familiar networks: recipients per UTC day; the peak of the *completed* days is history
         self.day = -1
         self.day_sum = 0
@@ -121,6 +134,7 @@ class Profile:
         return {"first": round(self.first), "last": round(self.last), "logins": self.logins,
                 "nets": {k: n.row() for k, n in self.nets.items()},
                 "countries": {k: n.row() for k, n in self.countries.items()},
+                "clients": {k: [round(v[0]), round(v[1]), int(v[2])] for k, v in self.clients.items()},
                 "send": [self.day, self.day_sum, self.peak_day, round(self.peak_day_t), self.day_bad]}
 
     @classmethod
@@ -130,6 +144,7 @@ class Profile:
         p.logins = int(d["logins"])
         p.nets = {k: Net.from_row(v) for k, v in d.get("nets", {}).items()}
         p.countries = {k: Net.from_row(v) for k, v in d.get("countries", {}).items()}
+        p.clients = {k: [float(v[0]), float(v[1]), float(v[2])] for k, v in d.get("clients", {}).items()}
         s = d.get("send") or [-1, 0, 0, 0, False]
         p.day, p.day_sum, p.peak_day, p.peak_day_t = int(s[0]), int(s[1]), int(s[2]), float(s[3])
         p.day_bad = bool(s[4]) if len(s) > 4 else False
@@ -145,8 +160,8 @@ class Verdict:
     incident, not familiar), ``acted-on`` (part of a held/locked incident), ``new`` (never seen).
     """
 
-    __slots__ = ("cls", "country", "country_state", "key", "learning", "net", "profile", "provider", "reported",
-                 "since", "source", "state")
+    __slots__ = ("client", "client_state", "cls", "country", "country_state", "key", "learning", "net", "profile",
+                 "provider", "reported", "since", "source", "state")
 
     def __init__(self, key: str, cls: str, provider: str | None, source: str, country: str | None,
                  state: str, since: float, reported: bool, country_state: str, learning: bool,
@@ -163,6 +178,8 @@ class Verdict:
         self.learning = learning
         self.profile = profile
         self.net = net
+        self.client: str | None = None
+        self.client_state = "none"
 
     @property
     def familiar(self) -> bool:
@@ -177,6 +194,9 @@ class Verdict:
                              "profile": "learning" if self.learning else "mature"}
         if self.reported:
             d["reported"] = True
+        if self.client:
+            d["client"] = self.client
+            d["client_state"] = self.client_state
         if p is not None:
             d["profile_since"] = _iso(p.first)
             d["profile_logins"] = p.logins
@@ -279,8 +299,14 @@ class Profiles:
             else:
                 cstate = "seen"
         learning = (p.last - p.first < self.learn_period) or p.logins < self.learn_logins
-        return Verdict(key, info.cls, info.provider, info.source, country, state, since,
-                       reported or state == "reported", cstate, learning, p, n)
+        v = Verdict(key, info.cls, info.provider, info.source, country, state, since,
+                    reported or state == "reported", cstate, learning, p, n)
+        client = _client(ev)
+        if client is not None:
+            v.client = client
+            c = p.clients.get(client)
+            v.client_state = "new" if c is None else ("familiar" if c[2] >= self.need else "seen")
+        return v
 
     def _unknown(self, p: Profile | None, key: str, info: Any, default: str = "new") -> str:
         """State of a network this profile does not know as familiar: a shared service, another network of
@@ -331,6 +357,15 @@ class Profiles:
             if pn is None:
                 pn = p.nets[prov] = Net(t, verdict.cls, verdict.country, prov)
             self._see(pn, t, prov, count_shared=True)
+        client = _client(ev)
+        if client is not None:
+            cl = p.clients.get(client)
+            if cl is None:
+                if len(p.clients) >= 16:  # bounded: forget the least recently used
+                    del p.clients[min(p.clients, key=lambda k: p.clients[k][1])]
+                cl = p.clients[client] = [t, t, 0.0]
+            cl[1] = max(cl[1], t)
+            cl[2] += 1
         if verdict.country:
             c = p.countries.get(verdict.country)
             if c is None:
@@ -588,4 +623,6 @@ class Profiles:
                 "first_seen": _iso(p.first), "last_seen": _iso(p.last), "logins": p.logins,
                 "networks": [entry(k, n, True) for k, n in nets],
                 "countries": [entry(k, n, False) for k, n in countries],
+                "clients": [{"client": k, "first_seen": _iso(v[0]), "last_seen": _iso(v[1]), "logins": int(v[2])}
+                            for k, v in sorted(p.clients.items(), key=lambda kv: -kv[1][2])],
                 "sending_peak_recipients_per_day": self.sending_peak(p, self.now or p.last)}

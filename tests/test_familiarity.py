@@ -427,3 +427,25 @@ def test_slow_failures_from_a_shared_network_only_notify_but_a_fast_run_locks() 
     evs = [fail("a@x", "91.1.1.2", WEEK + timedelta(days=1, seconds=20 * k)) for k in range(12)]
     evs.append(login("a@x", "91.1.1.2", WEEK + timedelta(days=1, minutes=5)))
     assert "lock" in [i.action for i in run(eng, evs)]
+
+
+def test_client_identities_are_learned_and_shown_in_evidence() -> None:
+    eng = engine()
+    evs: list[Event] = []
+    for ev in history("a@x"):
+        assert isinstance(ev, Login)
+        ev.method = "PLAIN"
+        evs.append(ev)
+    run(eng, evs)
+    ev = login("a@x", "5.9.1.1", WEEK)
+    ev.method = "xoauth2"
+    [inc] = run(eng, [ev])
+    assert inc.evidence["network"]["client"] == "imap/XOAUTH2"
+    assert inc.evidence["network"]["client_state"] == "new"
+    assert judge(eng, "a@x", "91.1.1.1", WEEK).client_state == "new"  # (no method on this test line)
+    ok = login("a@x", "91.1.1.1", WEEK)
+    ok.method = "PLAIN"
+    ok.geo = Geo().lookup(ok.ip or "")
+    assert eng.profiles is not None and eng.profiles.judge(ok).client_state == "familiar"
+    view = eng.profiles.view("a@x")
+    assert view is not None and view["clients"][0]["client"] == "imap/PLAIN"

@@ -68,6 +68,10 @@ def profile(account: str, config_path: str | None, db: str | None, as_json: bool
     for c in view["countries"]:
         since = f" since {c['familiar_since'][:16]}" if c["familiar_since"] else ""
         click.echo(f"  {c['key']:<4} {c['state']:<9}{since:<23} {c['logins']:>6} logins")
+    if view["clients"]:
+        click.echo("\nClients (service/method):")
+        for c in view["clients"]:
+            click.echo(f"  {c['client']:<22} {c['logins']:>6} logins, last {c['last_seen'][:16]}")
     if pending:
         click.echo("\nOperator decisions:")
         for r in pending:

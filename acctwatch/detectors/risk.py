@@ -399,12 +399,12 @@ class AccountRisk(Detector):
         if t - last > float(self.opt(acct, "guess_window")) or v.state in ("familiar", "trusted"):
             return None  # e.g. a device with a stale password at home, then the new password typed in
         need = int(self.opt(acct, "guess_failures"))
-        if not fast and count < need:
+        if not fast and (count < need or v.state in ("shared", "provider")):
+            # slow failures from a network many of this server's accounts use (an office NAT, the big ISP of
+            # the region) or from a provider the account uses count as familiar: a device with a stale
+            # password; a fast run is no device
             return None
-        # slow failures from a network many of this server's accounts use (an office NAT, the big ISP of the
-        # region) or from a provider the account uses: a device with a stale password is as likely as a
-        # patient guesser; a fast run is not a device
-        rule = "guessed" if (fast or not (v.learning or v.state in ("shared", "provider"))) else "guessed:weak"
+        rule = "guessed" if (fast or not v.learning) else "guessed:weak"
         how = "a fast run" if fast else "slow guessing"
         return (rule,
                 f"{acct}: {count} failed logins from {src} ({how}, first {_dur(t - first)} before), then a "

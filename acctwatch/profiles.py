@@ -100,8 +100,9 @@ class Net:
         self.provider = provider
 
     def row(self) -> list[Any]:
-        return [round(self.first), round(self.last), self.count, self.occ, round(self.occ_t), round(self.since),
-                self.flag, round(self.flag_t), self.cls, self.country, self.provider]
+        # (times exact: a restart must judge exactly as an uninterrupted run)
+        return [self.first, self.last, self.count, self.occ, self.occ_t, self.since, self.flag, self.flag_t,
+                self.cls, self.country, self.provider]
 
     @classmethod
     def from_row(cls, r: list[Any]) -> Net:
@@ -131,11 +132,11 @@ class Profile:
         self.peak_day_t = 0.0
 
     def row(self) -> dict[str, Any]:
-        return {"first": round(self.first), "last": round(self.last), "logins": self.logins,
+        return {"first": self.first, "last": self.last, "logins": self.logins,
                 "nets": {k: n.row() for k, n in self.nets.items()},
                 "countries": {k: n.row() for k, n in self.countries.items()},
-                "clients": {k: [round(v[0]), round(v[1]), int(v[2])] for k, v in self.clients.items()},
-                "send": [self.day, self.day_sum, self.peak_day, round(self.peak_day_t), self.day_bad]}
+                "clients": {k: [v[0], v[1], int(v[2])] for k, v in self.clients.items()},
+                "send": [self.day, self.day_sum, self.peak_day, self.peak_day_t, self.day_bad]}
 
     @classmethod
     def from_row(cls, d: dict[str, Any]) -> Profile:

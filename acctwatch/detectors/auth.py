@@ -20,7 +20,7 @@ from functools import lru_cache
 from typing import Any
 
 from ..events import Event
-from .base import Detector, Finding, SumWindow, geo_brief, iso, login_like, register
+from .base import Detector, Finding, KeyedState, SumWindow, geo_brief, iso, login_like, register
 
 
 def layer_of(ev: Event) -> str:
@@ -102,12 +102,25 @@ class _Fails:
         c = [x for x in (self.front.first(), self.back.first()) if x is not None]
         return min(c) if c else self.last
 
+    def row(self) -> Any:
+        return {"front": self.front.row(), "back": self.back.row(), "names": self.names,
+                "reported": self.reported, "last": self.last}
+
+    @classmethod
+    def from_row(cls, d: Any) -> _Fails:
+        f = cls()
+        f.front, f.back = SumWindow.from_row(d["front"]), SumWindow.from_row(d["back"])
+        f.names = {str(k): float(v) for k, v in d["names"].items()}
+        f.reported, f.last = int(d["reported"]), float(d["last"])
+        return f
+
     def recent_names(self, t: float, span: float) -> list[str]:
         return [k for k, v in sorted(self.names.items(), key=lambda kv: (-kv[1], kv[0])) if v >= t - span]
 
 
-class _FailDetector(Detector):
+class _FailDetector(KeyedState, Detector):
     kinds = ("auth_failure",)
+    STATE = "state"
 
     def __init__(self, options: dict[str, Any], ctx: Any) -> None:
         super().__init__(options, ctx)
@@ -124,7 +137,15 @@ class _FailDetector(Detector):
         if self._n % 50_000 or len(self.state) < 10_000:
             return
         span = float(self.options["window"])
-        self.state = {k: v for k, v in self.state.items() if now - v.last <= span}
+        for k in [k for k, v in self.state.items() if now - v.last > span]:
+            del self.state[k]
+            self._touch(k)
+
+    def _row(self, f: _Fails) -> Any:
+        return f.row()
+
+    def _from_row(self, d: Any) -> _Fails:
+        return _Fails.from_row(d)
 
 
 @register
@@ -153,6 +174,7 @@ class AuthFailuresIp(_FailDetector):
         f = self.state.get(ip)
         if f is None:
             f = self.state[ip] = _Fails()
+        self._touch(ip)
         n = f.add(ev, t, span, ev.account)
         limit = int(self.options["failures"])
         if n <= limit:
@@ -194,6 +216,7 @@ class AuthFailuresAccount(_FailDetector):
         f = self.state.get(acct)
         if f is None:
             f = self.state[acct] = _Fails()
+        self._touch(acct)
         n = f.add(ev, t, span, ev.ip)
         limit = int(self.opt(acct, "failures"))
         if n <= limit:
@@ -225,7 +248,7 @@ class _Src:
 
 
 @register
-class BruteforceSuccess(Detector):
+class BruteforceSuccess(KeyedState, Detector):
     """Failed logins for an account, then a successful one from the same source: the guess worked.
 
     Same source = the same /24 (IPv4) or /64 (IPv6) as the failures (``prefix_v4``/``prefix_v6``; 32/128
@@ -282,6 +305,7 @@ class BruteforceSuccess(Detector):
         if burst <= limit:
             return ()
         del srcs[key]  # reported: the next success from here is the same story
+        self._touch(acct)
         total = max(sum(n for _, n in s.front), sum(n for _, n in s.back))
         first_t = min(x[0][0] for x in (s.front, s.back) if x)
         last_t = max(x[-1][0] for x in (s.front, s.back) if x)
@@ -307,6 +331,7 @@ class BruteforceSuccess(Detector):
         srcs = self.accounts.get(acct)
         if srcs is None:
             srcs = self.accounts[acct] = {}
+        self._touch(acct)
         key = self._key(acct, ip)
         s = srcs.get(key)
         if s is None:
@@ -332,6 +357,33 @@ class BruteforceSuccess(Detector):
         for acct in [a for a, t in self.last.items() if now - t > span]:
             self.accounts.pop(acct, None)
             del self.last[acct]
+            self._touch(acct)
+
+    def export_changes(self) -> dict[str, Any] | None:
+        out = super().export_changes() or {}
+        for acct, row in out.items():
+            if row is not None:
+                row["last"] = self.last.get(acct, 0.0)
+        return out
+
+    def _row(self, srcs: dict[str, _Src]) -> Any:
+        return {"sources": {k: {"front": [list(x) for x in s.front], "back": [list(x) for x in s.back],
+                                "ips": s.ips, "reasons": s.reasons} for k, s in srcs.items()}}
+
+    def _from_row(self, d: Any) -> dict[str, _Src]:
+        out: dict[str, _Src] = {}
+        for k, v in d["sources"].items():
+            s = out[k] = _Src()
+            s.front = deque((float(t), int(n)) for t, n in v["front"])
+            s.back = deque((float(t), int(n)) for t, n in v["back"])
+            s.ips = {str(a): int(b) for a, b in v["ips"].items()}
+            s.reasons = {str(a): int(b) for a, b in v["reasons"].items()}
+        return out
+
+    def import_rows(self, rows: dict[str, Any]) -> None:
+        super().import_rows(rows)
+        for acct, d in rows.items():
+            self.last[acct] = float(d.get("last", 0.0))
 
 
 def _trim(d: deque[tuple[float, int]], limit: float) -> None:
@@ -357,7 +409,7 @@ def _max_burst(d: deque[tuple[float, int]], span: float) -> int:
 
 
 @register
-class BannedIpLogin(Detector):
+class BannedIpLogin(KeyedState, Detector):
     """A successful login from an address that fail2ban banned shortly before (``ban`` events).
 
     The ban says the address was guessing passwords; a success from it afterwards (the ban expired, or
@@ -368,6 +420,7 @@ class BannedIpLogin(Detector):
 
     name = "banned_ip_login"
     kinds = ("ban", "login", "message")
+    STATE = "bans"
     defaults = {"window": "24h"}
     durations = ("window",)
     default_policy = "notify"
@@ -384,11 +437,15 @@ class BannedIpLogin(Detector):
         if ev.kind == "ban":
             prev = self.bans.get(ip)
             self.bans[ip] = (t, getattr(ev, "jail", None), (prev[2] + 1) if prev else 1)
+            self._touch(ip)
             if len(self.bans) > 100_000:
                 span = float(self.options["window"])
-                self.bans = {k: v for k, v in self.bans.items() if t - v[0] <= span}
-                if len(self.bans) > 100_000:
-                    self.bans = dict(list(self.bans.items())[-50_000:])
+                keep = {k: v for k, v in self.bans.items() if t - v[0] <= span}
+                if len(keep) > 100_000:
+                    keep = dict(list(keep.items())[-50_000:])
+                for k in set(self.bans) - set(keep):
+                    self._touch(k)
+                self.bans = keep
             return ()
         if not login_like(ev):
             return ()
@@ -407,6 +464,12 @@ class BannedIpLogin(Detector):
         evidence = {"ip": ip, "jail": jail, "banned_at": iso(first), "bans": count, "window_seconds": span,
                     "login": geo_brief(ev)}
         return [Finding(self.name, acct, ev.ts, first, summary, evidence, [ip])]
+
+    def _row(self, b: tuple[float, str | None, int]) -> Any:
+        return list(b)
+
+    def _from_row(self, d: Any) -> tuple[float, str | None, int]:
+        return (float(d[0]), d[1], int(d[2]))
 
 
 def _dur(secs: float) -> str:

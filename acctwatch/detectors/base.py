@@ -116,6 +116,44 @@ class Detector:
         return None
 
 
+class KeyedState:
+    """Mixin for a detector whose windows live in one dict (``STATE``: the attribute's name) of key (an
+    account, an IP) -> object: saved incrementally with every commit, so that a restart or a crash resumes
+    with exactly the same windows. A detector calls ``self._touch(key)`` whenever a key's object changed (or
+    was removed) and defines ``_row(obj)`` (JSON-able) and ``_from_row(data)``."""
+
+    STATE: ClassVar[str] = "accounts"
+    track_changes: bool
+
+    def _touch(self, key: str) -> None:
+        if self.track_changes:
+            self._dirty.add(key)
+
+    @property
+    def _dirty(self) -> set[str]:
+        d = self.__dict__.get("_keyed_dirty")
+        if d is None:
+            d = self.__dict__["_keyed_dirty"] = set()
+        return d
+
+    def export_changes(self) -> dict[str, Any] | None:
+        table = getattr(self, self.STATE)
+        out = {k: (self._row(table[k]) if k in table else None) for k in self._dirty}
+        self._dirty.clear()
+        return out
+
+    def import_rows(self, rows: dict[str, Any]) -> None:
+        table = getattr(self, self.STATE)
+        for k, d in sorted(rows.items()):
+            table[k] = self._from_row(d)
+
+    def _row(self, obj: Any) -> Any:
+        raise NotImplementedError
+
+    def _from_row(self, data: Any) -> Any:
+        raise NotImplementedError
+
+
 class Window:
     """Items with event times, kept for *span* seconds behind the newest."""
 
@@ -211,6 +249,17 @@ class SumWindow:
     def __init__(self) -> None:
         self.items: deque[tuple[float, int]] = deque()
         self.total = 0
+
+    def row(self) -> list[list[float]]:
+        return [[t, n] for t, n in self.items]
+
+    @classmethod
+    def from_row(cls, data: list[list[float]]) -> SumWindow:
+        w = cls()
+        for t, n in data:
+            w.items.append((float(t), int(n)))
+            w.total += int(n)
+        return w
 
     def add(self, t: float, n: int, span: float) -> int:
         self.items.append((t, n))

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from ..events import Event
-from .base import Detector, Finding, iso, login_like, register
+from .base import Detector, Finding, KeyedState, iso, login_like, register
 
 
 def network_key(ev: Event) -> str:
@@ -39,7 +39,7 @@ class _Seen:
 
 
 @register
-class IpSpread(Detector):
+class IpSpread(KeyedState, Detector):
     """Distinct client IPs and distinct ASNs of one account's successful logins within a window.
 
     Fires when the account was used from more than ``max_ips`` addresses spread over at least
@@ -75,6 +75,7 @@ class IpSpread(Detector):
         s = self.accounts.get(acct)
         if s is None:
             s = self.accounts[acct] = _Seen()
+        self._touch(acct)
         prev = s.ips.get(ip)
         if prev is not None:
             s.ips[ip] = (t, prev[1], prev[2], prev[3], prev[4])
@@ -154,6 +155,18 @@ class IpSpread(Detector):
         limit = now - span_max
         for acct in list(self.accounts):
             s = self.accounts[acct]
-            s.ips = {k: v for k, v in s.ips.items() if v[0] >= limit}
+            kept = {k: v for k, v in s.ips.items() if v[0] >= limit}
+            if len(kept) != len(s.ips):
+                s.ips = kept
+                self._touch(acct)
             if not s.ips:
                 del self.accounts[acct]
+
+    def _row(self, s: _Seen) -> Any:
+        return {"ips": {ip: list(v) for ip, v in s.ips.items()}, "fired": [s.fired_ips, s.fired_asns]}
+
+    def _from_row(self, d: Any) -> _Seen:
+        s = _Seen()
+        s.ips = {ip: (float(v[0]), str(v[1]), v[2], v[3], v[4]) for ip, v in d["ips"].items()}
+        s.fired_ips, s.fired_asns = int(d["fired"][0]), int(d["fired"][1])
+        return s

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from ..events import Event
-from .base import Detector, Finding, geo_brief, iso, register, sent
+from .base import Detector, Finding, KeyedState, geo_brief, iso, register, sent
 
 _FAILED = ("bounced", "deferred", "expired")
 
@@ -28,6 +28,18 @@ class _Win:
         self.items: deque[tuple[float, int, int, str | None]] = deque()
         self.m = 0
         self.r = 0
+
+    def row(self) -> list[list[Any]]:
+        return [list(x) for x in self.items]
+
+    @classmethod
+    def from_row(cls, data: list[list[Any]]) -> _Win:
+        w = cls()
+        for t, m, r, ip in data:
+            w.items.append((float(t), int(m), int(r), ip))
+            w.m += int(m)
+            w.r += int(r)
+        return w
 
     def add(self, t: float, m: int, r: int, ip: str | None, span: float) -> None:
         self.items.append((t, m, r, ip))
@@ -52,7 +64,7 @@ class _Acct:
 
 
 @register
-class SendBurst(Detector):
+class SendBurst(KeyedState, Detector):
     """Messages or recipients per account in the last hour / day above fixed limits ("more than")."""
 
     name = "send_burst"
@@ -78,6 +90,7 @@ class SendBurst(Detector):
             a = self.accounts[acct] = _Acct()
         a.hour.add(t, m, r, ev.ip, 3600.0)
         a.day.add(t, m, r, ev.ip, 86400.0)
+        self._touch(acct)
         self._n += 1
         if self._n % 200_000 == 0:
             self._gc(t)
@@ -162,12 +175,22 @@ class SendBurst(Detector):
         }
         return Finding(self.name, acct, ev.ts, first, summary, evidence, [ip for ip, _ in top[:20]])
 
+    def _row(self, a: _Acct) -> Any:
+        return {"hour": a.hour.row(), "day": a.day.row(), "reported": a.reported}
+
+    def _from_row(self, d: Any) -> _Acct:
+        a = _Acct()
+        a.hour, a.day = _Win.from_row(d["hour"]), _Win.from_row(d["day"])
+        a.reported = {str(k): int(v) for k, v in d.get("reported", {}).items()}
+        return a
+
     def _gc(self, now: float) -> None:
         limit = now - 86400.0
         for acct in list(self.accounts):
             a = self.accounts[acct]
             if not a.day.items or a.day.items[-1][0] < limit:
                 del self.accounts[acct]
+                self._touch(acct)
 
 
 class _Dl:
@@ -181,7 +204,7 @@ class _Dl:
 
 
 @register
-class BounceRatio(Detector):
+class BounceRatio(KeyedState, Detector):
     """Share of an account's deliveries that bounced, were deferred or expired, above ``max_ratio`` once at
     least ``min_deliveries`` were seen in the window. A deferral is counted once per queue id and recipient
     (Postfix logs every retry)."""
@@ -206,6 +229,7 @@ class BounceRatio(Detector):
         d = self.accounts.get(acct)
         if d is None:
             d = self.accounts[acct] = _Dl()
+        self._touch(acct)
         span = float(self.opt(acct, "window"))
         if status == "deferred":
             key = (ev.queue_id, ev.recipient)  # type: ignore[attr-defined]
@@ -263,8 +287,22 @@ class BounceRatio(Detector):
             evidence["network"] = fam.to_dict()
         return [f]
 
+    def _row(self, d: _Dl) -> Any:
+        return {"items": [list(x) for x in d.items], "deferred": [[q, r, t] for (q, r), t in d.deferred.items()],
+                "reported": d.reported}
+
+    def _from_row(self, data: Any) -> _Dl:
+        d = _Dl()
+        for t, status, relay, dsn in data["items"]:
+            d.items.append((float(t), status, relay, dsn))
+            d.counts[status] = d.counts.get(status, 0) + 1
+        d.deferred = {(q, r): float(t) for q, r, t in data.get("deferred", [])}
+        d.reported = int(data.get("reported", 0))
+        return d
+
     def _gc(self, now: float) -> None:
         for acct in list(self.accounts):
             d = self.accounts[acct]
             if not d.items or now - d.items[-1][0] > 86400.0:
                 del self.accounts[acct]
+                self._touch(acct)

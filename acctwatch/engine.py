@@ -239,6 +239,8 @@ class QueueJoin:
 
 
 IncidentHook = Callable[[Incident, bool], None]
+#: how far (seconds) an event's time may be from the stream's clock before it needs confirmation
+MAX_SKEW = 86400.0
 #: detector_kv name under which the familiarity profiles are kept (one row per account)
 PROFILES_KEY = "_profiles"
 
@@ -265,6 +267,10 @@ class Engine:
         self.hooks: list[IncidentHook] = []
         self.events = 0
         self.last_event_time: datetime | None = None
+        self._held: Event | None = None  # a far-future event waiting for confirmation (see process())
+        self._held_saved: tuple[dict[str, Any] | None, str | None] = (None, None)
+        #: events skipped because their time was implausibly far from the stream's clock
+        self.skewed = 0
         self.incidents: dict[str, Incident] = {}
         self._dirty: dict[str, Incident] = {}
         self._unlock_seen = 0
@@ -315,6 +321,15 @@ class Engine:
                 self.profiles.import_rows(rows)
             except Exception as exc:  # a corrupt profile must not stop detection
                 log.warning("ignoring saved familiarity profiles: %s", exc)
+        saved = store.load_kv(self.scope, "_engine")
+        try:
+            if saved.get("clock"):
+                self.last_event_time = datetime.fromisoformat(str(saved["clock"]).replace("Z", "+00:00"))
+            if saved.get("held"):
+                self._held = event_from_dict(saved["held"])
+            self._held_saved = (_event_row(self._held), saved.get("clock"))
+        except Exception as exc:  # a corrupt row must not stop detection
+            log.warning("ignoring the saved stream clock: %s", exc)
         self.tracker.restore(Incident.from_row(r) for r in store.incidents(status="open"))
         self.refresh_unlocks()
         self.refresh_feedback()
@@ -358,6 +373,41 @@ class Engine:
             self.profiles.trust(r["account"], key, when, untrust=r["action"] == "untrust")
 
     def process(self, ev: Event) -> list[Incident]:
+        """Run one event through the pipeline; the incidents it opened or updated.
+
+        The stream's clock only moves forward, and only by plausible steps: an event more than
+        ``MAX_SKEW`` ahead of the clock is held until the next one confirms the jump by not being far before
+        it (a daemon back after days of downtime, a replay across a gap: both then run, in order); when the
+        next one is back near the old clock, the held one is counted in ``skewed`` and skipped (one line
+        dated 2099 among today's lines must not stretch every window);
+        an event more than ``MAX_SKEW`` behind the clock is counted and skipped too."""
+        clock = self.last_event_time
+        if clock is not None:
+            ahead = (ev.ts - clock).total_seconds()
+            if ahead > MAX_SKEW:
+                held = self._held
+                if held is not None and (ev.ts - held.ts).total_seconds() >= -MAX_SKEW:
+                    self._held = None  # confirmed: the log really moved on (the next line is near it, or later)
+                    return self._process(held) + self._process(ev)
+                if held is not None:
+                    self.skewed += 1
+                self._held = ev
+                return []
+            if ahead < -MAX_SKEW:
+                self.skewed += 1
+                return []
+        if self._held is not None:  # a lone far-future line: not confirmed by the stream
+            self._held = None
+            self.skewed += 1
+        return self._process(ev)
+
+    def finish(self) -> list[Incident]:
+        """The end of a finite stream (a replay): an event still held for confirmation is the last one, so
+        nothing comes after it whose windows it could stretch: run it."""
+        held, self._held = self._held, None
+        return self._process(held) if held is not None else []
+
+    def _process(self, ev: Event) -> list[Incident]:
         self.events += 1
         if self.last_event_time is None or ev.ts > self.last_event_time:
             self.last_event_time = ev.ts
@@ -440,12 +490,38 @@ class Engine:
                 ch = self.profiles.export_changes()
                 if ch and self.profiles.track_changes:
                     self.store.save_kv(conn, self.scope, PROFILES_KEY, ch)
+            held = _event_row(self._held)
+            clock = _iso(self.last_event_time) if self.last_event_time is not None else None
+            if (held, clock) != self._held_saved:  # the stream's clock and a held event survive a restart
+                self.store.save_kv(conn, self.scope, "_engine", {"held": held, "clock": clock})
+                self._held_saved = (held, clock)
             changes = self.join.export_changes()  # (always: keeps the change set bounded)
             if self.persist_join:
                 self.store.save_kv(conn, self.scope, "_queue_join", changes)
             if also is not None:
                 also(conn)
         self._dirty.clear()
+
+
+def _event_row(ev: Event | None) -> dict[str, Any] | None:
+    if ev is None:
+        return None
+    d = ev.to_dict()
+    d.pop("geo", None)
+    d.pop("familiarity", None)
+    return d
+
+
+def event_from_dict(d: dict[str, Any]) -> Event:
+    """The event :meth:`Event.to_dict` described (without its enrichment)."""
+    from .events import EVENT_TYPES
+
+    d = dict(d)
+    cls = EVENT_TYPES[d.pop("kind")]
+    d.pop("geo", None)
+    d.pop("familiarity", None)
+    d["ts"] = datetime.fromisoformat(str(d["ts"]).replace("Z", "+00:00"))
+    return cls(**d)
 
 
 def merge_by_time(streams: list[Iterator[Event]]) -> Iterator[Event]:

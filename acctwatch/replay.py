@@ -23,6 +23,8 @@ class ReplayResult:
     incidents: list[Incident]
     stats: list[ParseStats] = field(default_factory=list)
     events: int = 0
+    #: events skipped because their time was far from the log's clock (see Engine.process)
+    skewed: int = 0
 
     @property
     def lines(self) -> int:
@@ -79,6 +81,7 @@ def replay(engine: Engine, files: list[str], patterns: PatternSet, zone: str = "
            progress: Callable[[int], None] | None = None, flush_every: int = 50_000) -> ReplayResult:
     stats: list[ParseStats] = []
     engine.persist_join = False  # archives: no restart to survive
+    engine.last_event_time = None  # (a replay's clock is its own: e.g. older archives replayed after newer)
     if engine.store is None or engine.store.url in ("sqlite://", "sqlite:///:memory:"):
         for d in engine.detectors:  # a private throw-away store: nothing learned needs saving
             d.track_changes = False
@@ -100,6 +103,8 @@ def replay(engine: Engine, files: list[str], patterns: PatternSet, zone: str = "
         n += 1
         if n % flush_every == 0:
             engine.flush()
+    for inc in engine.finish():
+        seen[inc.id] = inc
     engine.flush()
     incidents = sorted(seen.values(), key=lambda i: (i.first_seen, i.account or "", i.detector))
-    return ReplayResult(incidents, stats, n)
+    return ReplayResult(incidents, stats, n, engine.skewed)

@@ -78,6 +78,8 @@ def run(eng: Engine, events: list[Event]) -> list[Incident]:
     for ev in events:
         for inc in eng.process(ev):
             seen[inc.id] = inc
+    for inc in eng.finish():  # the end of the stream
+        seen[inc.id] = inc
     return sorted(seen.values(), key=lambda i: (i.first_seen, i.detector))
 
 

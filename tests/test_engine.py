@@ -61,6 +61,7 @@ def run(eng: Engine, events: list[Any]) -> list[Any]:
     out = []
     for ev in events:
         out.extend(eng.process(ev))
+    out.extend(eng.finish())  # the end of the stream
     eng.flush()
     return out
 

@@ -83,8 +83,8 @@ def cli(files: tuple[str, ...], config_path: str | None, db: str | None, geoip_d
         return
     if as_json:
         emit_json({"incidents": [i.to_dict() for i in result.incidents], "lines": result.lines,
-                   "events": result.events, "files": [s.to_dict() | {"source": n} for s, n in
-                                                       zip(result.stats, names, strict=False)]})
+                   "events": result.events, "skewed_events": result.skewed,
+                   "files": [s.to_dict() | {"source": n} for s, n in zip(result.stats, names, strict=False)]})
         return
     _table(result)
 
@@ -92,6 +92,9 @@ def cli(files: tuple[str, ...], config_path: str | None, db: str | None, geoip_d
 def _table(result) -> None:  # type: ignore[no-untyped-def]
     echo = click.echo
     echo(f"Read {result.lines} lines, {result.events} events.")
+    if result.skewed:
+        echo(f"Skipped {result.skewed} event(s) dated more than a day away from the lines around them "
+             "(a wrong clock or year on those lines).")
     if not result.incidents:
         echo("No incidents: no account looks compromised in these logs.")
         return

@@ -217,6 +217,10 @@ class Daemon:
         self.events = 0
         self.errors = 0
         self._open_sources()
+        from .sources.bans import BanFollower
+
+        # fail2ban's bans (`acctwatch report-ban`, rows in the store) join the event stream live too
+        self.bans = BanFollower.resume(store, key=self._key("bans", "fail2ban"))
 
     # -- sources -----------------------------------------------------------------------------------
     def _key(self, kind: str, name: str) -> str:
@@ -280,6 +284,9 @@ class Daemon:
                 if ev is not None:
                     evs.append((ev.ts, src.order, seq, ev))
                     seq += 1
+        for ev in self.bans.poll():  # (a tie with a log line: the ban first, as in replay)
+            evs.append((ev.ts, -1, seq, ev))
+            seq += 1
         self.lines += nlines
         if evs:
             evs.sort(key=lambda t: t[:3])
@@ -292,7 +299,7 @@ class Daemon:
             self.events += len(evs)
         positions = {src.key: src.reader.position() for src in self.sources}
         changed = {k: v for k, v in positions.items() if self._committed.get(k) != v}
-        if changed or self.engine._dirty:
+        if changed or self.engine._dirty or self.bans.moved:
             self._commit(changed)
         return nlines, more
 
@@ -300,6 +307,8 @@ class Daemon:
         def also(conn: Connection) -> None:
             for key, pos in changed.items():
                 self.store.set_checkpoint(conn, key, pos)
+            if self.bans.moved:
+                self.bans.save(conn)
 
         for attempt in range(6):
             try:

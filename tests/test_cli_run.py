@@ -65,3 +65,24 @@ def test_run_reports_a_bad_config_clearly(tmp_path: Path) -> None:
     r = CliRunner().invoke(main, ["run", "-c", str(cfg), "--once"])
     assert r.exit_code != 0
     assert "poll_interval" in r.output
+
+
+def test_the_live_daemon_reads_fail2ban_bans(tmp_path: Path) -> None:
+    """A ban recorded by fail2ban's action (`acctwatch report-ban`) reaches the running daemon: a later
+    login from the banned address is judged with it (account_risk, rule banned), not only in replay."""
+    log = tmp_path / "mail.log"
+    log.write_text("")
+    cfg = config(tmp_path, log)
+    db = f"sqlite:///{tmp_path / 'state' / 'acctwatch.db'}"
+    r = CliRunner().invoke(main, ["run", "-c", str(cfg), "--once"])  # the daemon's first start
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(main, ["report-ban", "198.51.100.77", "--jail", "dovecot", "--db", db,
+                                  "--at", "2026-11-26T07:00:00Z"])
+    assert r.exit_code == 0, r.output
+    log.write_text("Nov 26 07:30:00 mx dovecot: imap-login: Login: user=<cy@example.org>, method=PLAIN, "
+                   "rip=198.51.100.77, lip=192.0.2.1, mpid=3, TLS, session=<c1>\n")
+    r = CliRunner().invoke(main, ["run", "-c", str(cfg), "--once"])
+    assert r.exit_code == 0, r.output
+    [inc] = Store(db).incidents(account="cy@example.org")
+    assert inc["detector"] == "account_risk" and "banned" in inc["evidence"]["rules"]
+    assert inc["evidence"]["banned"]["jail"] == "dovecot"

@@ -66,21 +66,25 @@ class BanFollower:
     """New bans for the live daemon: call :meth:`poll` every few seconds, feed what it returns to the
     engine, and :meth:`save` the position in the same transaction as the engine's flush."""
 
-    def __init__(self, store: Store, last_id: int = 0) -> None:
+    def __init__(self, store: Store, last_id: int = 0, key: str = CHECKPOINT) -> None:
         self.store = store
         self.last_id = last_id
+        self.key = key  # the checkpoint (per instance: several daemons on one store each read every ban)
+        self.saved_id = last_id
 
     @classmethod
     def resume(cls, store: Store, backfill: timedelta = timedelta(hours=1),
-               now: datetime | None = None) -> BanFollower:
+               now: datetime | None = None, key: str = CHECKPOINT) -> BanFollower:
         """From the saved checkpoint; on the first start, from the bans of the last *backfill*."""
-        cp = store.get_checkpoint(CHECKPOINT)
+        cp = store.get_checkpoint(key)
         if cp and isinstance(cp.get("last_id"), int):
-            return cls(store, cp["last_id"])
+            return cls(store, cp["last_id"], key)
         since = (now or utcnow()) - backfill
         with store.engine.connect() as conn:
             first = conn.execute(sa.select(sa.func.min(bans.c.id)).where(bans.c.ts >= since)).scalar()
-        return cls(store, int(first) - 1 if first is not None else max_ban_id(store))
+        f = cls(store, int(first) - 1 if first is not None else max_ban_id(store), key)
+        f.saved_id = -1  # a first start: its position is committed with the first batch
+        return f
 
     def poll(self, limit: int = 1000) -> list[Ban]:
         q = sa.select(bans).where(bans.c.id > self.last_id).order_by(bans.c.id).limit(limit)
@@ -90,5 +94,10 @@ class BanFollower:
             self.last_id = int(rows[-1]._mapping["id"])
         return sorted((to_event(r) for r in rows), key=lambda e: (e.ts, e.lineno))
 
+    @property
+    def moved(self) -> bool:
+        return self.last_id != self.saved_id
+
     def save(self, conn: Connection) -> None:
-        self.store.set_checkpoint(conn, CHECKPOINT, {"last_id": self.last_id})
+        self.store.set_checkpoint(conn, self.key, {"last_id": self.last_id})
+        self.saved_id = self.last_id

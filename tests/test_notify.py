@@ -274,3 +274,30 @@ def test_notify_config_errors() -> None:
         Notifier(from_dict({"notify": {"user": {"adresses": {}}}}), store)
     with pytest.raises(ConfigError, match="operator_config"):
         Notifier(from_dict({"notify": {"operators": ["json://x"]}}), store)
+
+
+def test_generated_commands_put_hostile_accounts_after_double_dash() -> None:
+    from acctwatch.actions.notify import incident_message
+
+    _title, body = incident_message(incident("-rf@example.com", "i-dash"), "LOCKED", ["sql: ok"],
+                                    dry_run=False, locked=True)
+    assert "acctwatch unlock -- -rf@example.com" in body
+    assert "acctwatch unlock --compromised -- -rf@example.com" in body
+    assert "acctwatch history -- -rf@example.com" in body
+
+
+def test_unlock_and_manual_lock_notices_are_sanitised(tmp_path: Path) -> None:
+    from acctwatch.actions.responder import Responder
+    from acctwatch.store import Store
+
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    cfg = config(tmp_path, {"operator": ["json://127.0.0.1:9/"]})
+    resp = Responder(cfg, store)
+    evil = "ev\x1b[31mil\u202e@example.org"
+    with store.begin() as conn:
+        store.put_lock(conn, account=evil, level="lock", locked_at=T0, incident_id=None, reason="r",
+                       backends={"ext": {}}, actor="acctwatch")
+    resp.unlock_account(evil, reason="fixed\x1b[0m")
+    [row] = [r for r in store.outbox_rows() if "unlocked" in r["title"]]
+    assert "\x1b" not in row["title"] and "\u202e" not in row["title"]
+    assert "\x1b" not in row["body"] and "\u202e" not in row["body"]

@@ -52,6 +52,12 @@ def clean(text: Any) -> str:
     return _CTRL.sub("?", str(text))
 
 
+def account_arg(account: str) -> str:
+    """An account as the last argument of a generated command: quoted for bash, and after ``--`` when it
+    starts with '-' (an account named ``-rf@example.com`` or ``--help`` is not an option)."""
+    return ("-- " if account.startswith("-") else "") + shell_arg(account)
+
+
 def shell_arg(text: str) -> str:
     """*text* as one argument an admin can paste into bash; control characters as $'\\xNN' escapes."""
     if not _CTRL.search(text):
@@ -338,14 +344,14 @@ def incident_message(incident: Any, headline: str, done: list[str], *, dry_run: 
     if note:
         lines += ["", clean(note)]
     if locked and incident.account:
-        lines += ["", "To undo:   acctwatch unlock " + shell_arg(incident.account)
+        lines += ["", "To undo:   acctwatch unlock " + account_arg(incident.account)
                   + "   (a false alarm: its networks become familiar for the account)",
-                  "           acctwatch unlock " + shell_arg(incident.account) + " --compromised"
+                  "           acctwatch unlock --compromised " + account_arg(incident.account)
                   + "   (after a real compromise and a password change: learns nothing)"]
     elif incident.account:
         lines += ["", "False alarm? acctwatch incidents false-positive " + incident.id
                   + "   (its networks become familiar for the account)"]
-    lines += [f"Details:   acctwatch history {shell_arg(incident.account)}" if incident.account
+    lines += [f"Details:   acctwatch history {account_arg(incident.account)}" if incident.account
               else "Details:   acctwatch incidents", f"Incident:  {incident.id}"]
     return title, "\n".join(lines)
 

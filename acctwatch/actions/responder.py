@@ -39,7 +39,7 @@ from ..store import Store, utcnow
 from ..store import incidents as incidents_table
 from . import lockers as lockers_mod
 from .lockers import LockContext, Locker, LockResult
-from .notify import Notifier, incident_message, user_message
+from .notify import Notifier, account_arg, clean, incident_message, user_message
 
 log = logging.getLogger(__name__)
 
@@ -430,10 +430,11 @@ class Responder:
             self.store.audit(conn, action=f"manual-{level}", result=result, account=account, actor=actor,
                              detail=f"{d.outcome}: reason: {reason}; {d.detail}")
             if self.notifier is not None and d.outcome in ("locked", "held", "partial", "failed"):
-                title = f"[acctwatch] {actor} {PAST[level]} {account} by hand ({d.outcome})"
-                body = "\n".join([f"{actor} ran `acctwatch lock` on {account}: {reason}", "",
-                                  *[f"  - {r.backend}: {'ok' if r.ok else 'FAILED'}: {r.detail}" for r in d.results],
-                                  "", f"To undo: acctwatch unlock {account}"])
+                title = f"[acctwatch] {clean(actor)} {PAST[level]} {clean(account)} by hand ({d.outcome})"
+                body = "\n".join([f"{clean(actor)} ran `acctwatch lock` on {clean(account)}: {clean(reason)}", "",
+                                  *[f"  - {r.backend}: {'ok' if r.ok else 'FAILED'}: {clean(r.detail)}"
+                                    for r in d.results],
+                                  "", f"To undo: acctwatch unlock {account_arg(account)}"])
                 self.notifier.enqueue_operator(conn, f"manual:{level}:{account}:{utcnow().isoformat()}", title, body)
         return d
 
@@ -489,9 +490,11 @@ class Responder:
                              detail=f"{d.outcome}" + (f": {reason}" if reason else "")
                              + (f"; still locked in: {', '.join(states)}" if states else ""))
             if self.notifier is not None:
-                title = f"[acctwatch] {account} unlocked by {actor}" + ("" if not states else " (INCOMPLETE)")
-                body = "\n".join([f"{actor} ran `acctwatch unlock {account}`" + (f": {reason}" if reason else ""),
-                                  "", *[f"  - {r.backend}: {'ok' if r.ok else 'FAILED'}: {r.detail}"
+                title = (f"[acctwatch] {clean(account)} unlocked by {clean(actor)}"
+                         + ("" if not states else " (INCOMPLETE)"))
+                body = "\n".join([f"{clean(actor)} ran `acctwatch unlock {account_arg(account)}`"
+                                   + (f": {clean(reason)}" if reason else ""),
+                                  "", *[f"  - {r.backend}: {'ok' if r.ok else 'FAILED'}: {clean(r.detail)}"
                                         for r in d.results]])
                 self.notifier.enqueue_operator(conn, f"unlock:{account}:{utcnow().isoformat()}", title, body)
         return d

@@ -374,9 +374,9 @@ class LineParser:
         skipped = 0
         try:
             for n, raw in enumerate(raws, start):
-                if len(raw) > MAX_LINE:
+                if len(raw) > MAX_LINE:  # counted, never parsed: a forged tail at the cut must not become an event
                     st.too_long += 1
-                    raw = raw[:MAX_LINE]
+                    continue
                 try:
                     line = raw.decode()
                 except UnicodeDecodeError:
@@ -419,9 +419,10 @@ class LineParser:
 
     def parse_bytes(self, raw: bytes, lineno: int) -> Event | None:
         # (decoding first is faster than a bytes prefilter: str.__contains__ is ~3x faster than bytes')
-        if len(raw) > MAX_LINE:
+        if len(raw) > MAX_LINE:  # counted, never parsed (see iter_events)
+            self.stats.lines += 1
             self.stats.too_long += 1
-            raw = raw[:MAX_LINE]
+            return None
         try:
             line = raw.decode("utf-8")
         except UnicodeDecodeError:
@@ -442,7 +443,7 @@ class LineParser:
         line = line.rstrip("\r\n")
         if not _counted and len(line) > MAX_LINE:
             st.too_long += 1
-            line = line[:MAX_LINE]
+            return None
         for lit in self._literals:
             if lit in line:
                 break

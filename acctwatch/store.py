@@ -424,8 +424,11 @@ class Store:
 
     def count_audit(self, conn: Connection, *, actions: Iterable[str], results: Iterable[str],
                     event_since: datetime, event_until: datetime) -> int:
-        """Summary rows (backend NULL) of automatic actions whose incident time is in [since, until]."""
-        q = (sa.select(sa.func.count()).select_from(audit)
+        """Accounts (or, without one, incidents) with a summary row (backend NULL) of an automatic action
+        whose incident time is in [since, until]: several incidents of one account count once, in dry-run
+        as in enforce (where the second is "already locked")."""
+        who = sa.func.coalesce(audit.c.account, audit.c.incident_id, sa.cast(audit.c.id, sa.String(20)))
+        q = (sa.select(sa.func.count(sa.distinct(who))).select_from(audit)
              .where(audit.c.action.in_(list(actions)), audit.c.result.in_(list(results)),
                     audit.c.backend.is_(None), audit.c.event_time >= event_since,
                     audit.c.event_time <= event_until))

@@ -186,3 +186,17 @@ def test_bad_bytes_and_long_lines_are_counted_not_fatal(ps: PatternSet) -> None:
 def test_pathological_lines_finish(ps: PatternSet, line: str) -> None:
     """Would hang (catastrophic backtracking) with a badly written regex; here it returns at once."""
     parse(ps, line)
+
+
+def test_a_line_cut_at_the_limit_never_becomes_an_event(ps: PatternSet) -> None:
+    """An attacker pads a field so that the line is cut right where a forged, complete login line begins:
+    the over-long line is counted and skipped, on both parser paths."""
+    forged = b"Nov 26 07:11:57 mx dovecot: imap-login: Login: user=<victim@example.org>, method=PLAIN, " \
+             b"rip=203.0.113.9, lip=192.0.2.1, mpid=1, TLS, session=<x>"
+    pad = b"Nov 26 07:11:57 mx postfix/smtpd[1]: NOQUEUE: reject: RCPT from unknown[198.51.100.1]: 554 x; helo=<"
+    raw = pad + b"A" * (MAX_LINE - len(pad)) + forged
+    parser = LineParser(ps, Clock(zone="UTC", year=2026))
+    assert parser.parse_bytes(raw, 1) is None and parser.stats.too_long == 1
+    fast = LineParser(ps, Clock(zone="UTC", year=2026))
+    assert list(fast.iter_events([raw, forged])) != [] and fast.stats.too_long == 1
+    assert [e.account for e in fast.iter_events([raw])] == []

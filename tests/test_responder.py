@@ -339,3 +339,13 @@ def test_account_reenabled_outside_acctwatch_can_be_locked_again(env: Env) -> No
     assert env.store.get_lock("alice@example.org")["backends"]["sql"] == {"previous": 1}
     assert any("stale lock record" in a["detail"] for a in env.store.audit_rows())
     assert len(env.store.outbox_rows()) == 2
+
+
+def test_the_dry_run_breaker_counts_accounts_like_enforce(env: Env) -> None:
+    """Several incidents of one account are one lock in enforce (the others are 'already'); dry-run must
+    predict the same, not trip the breaker on the repeats."""
+    r = Responder(env.config(mode="dry-run", response={"max_locks_per_hour": 2}), env.store)
+    outs = [r(inc("u0@example.org", minutes=k, iid=f"a{k}"), True).outcome for k in range(4)]  # type: ignore[union-attr]
+    assert outs == ["would-lock"] * 4
+    assert r(inc("u1@example.org", minutes=5, iid="b"), True).outcome == "would-lock"  # type: ignore[union-attr]
+    assert r(inc("u2@example.org", minutes=6, iid="c"), True).outcome == "breaker"  # type: ignore[union-attr]

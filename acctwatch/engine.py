@@ -269,6 +269,7 @@ class Engine:
         self.last_event_time: datetime | None = None
         self._held: Event | None = None  # a far-future event waiting for confirmation (see process())
         self._held_saved: tuple[dict[str, Any] | None, str | None] = (None, None)
+        self._pending: dict[str, dict[str, Any]] = {}  # change sets not yet committed (see flush())
         #: events skipped because their time was implausibly far from the stream's clock
         self.skewed = 0
         self.incidents: dict[str, Incident] = {}
@@ -476,6 +477,22 @@ class Engine:
             return
         self.refresh_unlocks()
         self.refresh_feedback()
+        # Every change set is taken out first and kept until a transaction has written it: a failed commit
+        # (a database restart, a conflict with another instance) loses nothing, the next flush writes it.
+        pending = self._pending
+        for d in self.detectors:
+            ch = d.export_changes() if hasattr(d, "export_changes") else None
+            if ch:
+                pending.setdefault(d.name, {}).update(ch)
+        if self.profiles is not None:
+            ch = self.profiles.export_changes()
+            if ch and self.profiles.track_changes:
+                pending.setdefault(PROFILES_KEY, {}).update(ch)
+        changes = self.join.export_changes()  # (always: keeps the change set bounded)
+        if self.persist_join and changes:
+            pending.setdefault("_queue_join", {}).update(changes)
+        held = _event_row(self._held)
+        clock = _iso(self.last_event_time) if self.last_event_time is not None else None
         with self.store.begin() as conn:
             for inc in self._dirty.values():
                 self.store.upsert_incident(conn, inc.row())
@@ -483,23 +500,14 @@ class Engine:
                 st = d.export_state()
                 if st is not None:
                     self.store.save_state(conn, self._state_key(d.name), st, self.last_event_time)
-                ch = d.export_changes() if hasattr(d, "export_changes") else None
-                if ch:
-                    self.store.save_kv(conn, self.scope, d.name, ch)
-            if self.profiles is not None:
-                ch = self.profiles.export_changes()
-                if ch and self.profiles.track_changes:
-                    self.store.save_kv(conn, self.scope, PROFILES_KEY, ch)
-            held = _event_row(self._held)
-            clock = _iso(self.last_event_time) if self.last_event_time is not None else None
+            for name, ch in pending.items():
+                self.store.save_kv(conn, self.scope, name, ch)
             if (held, clock) != self._held_saved:  # the stream's clock and a held event survive a restart
                 self.store.save_kv(conn, self.scope, "_engine", {"held": held, "clock": clock})
-                self._held_saved = (held, clock)
-            changes = self.join.export_changes()  # (always: keeps the change set bounded)
-            if self.persist_join:
-                self.store.save_kv(conn, self.scope, "_queue_join", changes)
             if also is not None:
                 also(conn)
+        self._held_saved = (held, clock)
+        pending.clear()
         self._dirty.clear()
 
 

@@ -102,3 +102,31 @@ def test_a_restart_at_any_point_changes_nothing(preset: str, population: tuple[l
                                            [got[i]["summary"] for i in extra])
         for iid, inc in want.items():
             assert got[iid] == inc, (cut, iid)
+
+
+def test_a_failed_commit_loses_no_learned_state(population: tuple[list[bytes], list[dict[str, Any]]], geo: Any,
+                                                tmp_path: Path) -> None:
+    """A transaction that fails (the database restarting, a conflict with another instance) is retried by
+    the daemon; what it should have written is kept and written by the next commit."""
+    lines, _ = population
+    cfg = from_dict({})
+    patterns = PatternSet.load([])
+    cut = len(lines) // 3
+    whole_url = f"sqlite:///{tmp_path / 'whole.db'}"
+    whole = Engine(cfg, Store(whole_url), geo=geo)
+    _run(whole, lines[:cut], patterns, 1)
+    url = f"sqlite:///{tmp_path / 'fail.db'}"
+    eng = Engine(cfg, Store(url), geo=geo)
+    parser = LineParser(patterns, Clock(zone="UTC", year=2026), source="mail.log",
+                        queue_filter=eng.join.wanted, kinds=eng.wanted_kinds())
+    for ev in parser.iter_events(iter(lines[:cut])):
+        eng.process(ev)
+
+    def boom(_conn: Any) -> None:
+        raise RuntimeError("the database went away")
+
+    with pytest.raises(RuntimeError):
+        eng.flush(also=boom)  # everything of the first third, rolled back
+    eng.flush()  # the retry
+    for name in ("_profiles", "account_risk", "send_burst", "ip_spread"):
+        assert Store(url).load_kv("", name) == Store(whole_url).load_kv("", name), name

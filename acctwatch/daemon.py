@@ -156,6 +156,7 @@ class Deliverer(threading.Thread):
         self.notifier: Any = None
         self.wake = threading.Event()
         self.stopping = threading.Event()
+        self._down_logged = -1e9
 
     def run(self) -> None:
         while not self.stopping.is_set():
@@ -166,6 +167,11 @@ class Deliverer(threading.Thread):
                 continue
             try:
                 n.deliver_pending()
+            except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError) as exc:
+                now = time.monotonic()  # the store is down: the outbox waits for it (said once a minute)
+                if now - self._down_logged >= 60:
+                    self._down_logged = now
+                    log.warning("notifications wait for the store: %s", str(exc).splitlines()[0][:200])
             except Exception:  # the next round retries; detection goes on
                 log.exception("delivering notifications failed")
 
@@ -180,6 +186,10 @@ class _Src:
     reader: FileFollower | JournalSource
     parser: LineParser
     order: int
+
+
+class StoreDown(RuntimeError):
+    """The store was unreachable when the daemon was asked to stop: the last batch is read again at start."""
 
 
 class Daemon:
@@ -284,7 +294,11 @@ class Daemon:
                 if ev is not None:
                     evs.append((ev.ts, src.order, seq, ev))
                     seq += 1
-        for ev in self.bans.poll():  # (a tie with a log line: the ban first, as in replay)
+        try:
+            new_bans = self.bans.poll()
+        except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError):
+            new_bans = []  # the store is down: the bans are read once it is back (the commit below waits)
+        for ev in new_bans:  # (a tie with a log line: the ban first, as in replay)
             evs.append((ev.ts, -1, seq, ev))
             seq += 1
         self.lines += nlines
@@ -310,16 +324,39 @@ class Daemon:
             if self.bans.moved:
                 self.bans.save(conn)
 
-        for attempt in range(6):
+        outage: float | None = None  # when the store became unreachable
+        last_log = 0.0
+        attempt = 0
+        while True:
             try:
                 self.engine.flush(also=also)
                 break
-            except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.IntegrityError) as exc:
-                # another instance wrote the same incident, or the database is busy/restarting: retry
-                if attempt == 5:
+            except sqlalchemy.exc.IntegrityError as exc:
+                # another instance wrote the same incident at the same moment: retry (a few times)
+                attempt += 1
+                if attempt > 5:
                     raise
-                log.warning("store write failed (%s); retrying", str(exc).splitlines()[0][:200])
+                log.warning("store write conflicted (%s); retrying", str(exc).splitlines()[0][:200])
                 time.sleep(0.05 * 2 ** attempt)
+            except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError) as exc:
+                # the database is down or restarting: nothing is lost while we wait (positions, windows and
+                # incidents of this batch are committed together once it is back; nothing is read meanwhile)
+                now = time.monotonic()
+                if outage is None:
+                    outage = now
+                if now - last_log >= 60.0:
+                    last_log = now
+                    log.warning("the store %s is unreachable (%s); retrying, nothing is lost",
+                                self.store.safe_url, str(exc).splitlines()[0][:200])
+                if self._stop.is_set():  # stopping while it is down: the next start re-reads the batch
+                    raise StoreDown(str(exc).splitlines()[0][:300]) from exc
+                attempt += 1
+                self._wake.wait(min(10.0, 0.1 * 2 ** min(attempt, 7)))
+                self._wake.clear()
+        if outage is not None:
+            log.warning("the store is reachable again after %.0f s; carrying on", time.monotonic() - outage)
+        if self.responder is not None and getattr(self.responder, "deferred", None):
+            self.responder.retry_deferred()
         self._committed.update(changed)
         incs = list(self._batch_incidents.values())
         self._batch_incidents.clear()
@@ -356,7 +393,12 @@ class Daemon:
                  self.settings.instance, self.store.safe_url, self.settings.poll_interval, self.config.mode)
         try:
             while not self._stop.is_set():
-                n, more = self.poll_once()
+                try:
+                    n, more = self.poll_once()
+                except StoreDown as exc:
+                    log.error("stopped while the store was unreachable (%s): the last batch will be read "
+                              "again at the next start", exc)
+                    return 1
                 if self._reload:
                     self._reload = False
                     self.reload()

@@ -201,6 +201,13 @@ def _v3_to_v4(conn: Connection) -> None:
 MIGRATIONS: list[Any] = [_v1_to_v2, _v2_to_v3, _v3_to_v4]
 
 
+def mask_url(url: str) -> str:
+    """A store URL with its password masked (for messages and logs)."""
+    import re
+
+    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 

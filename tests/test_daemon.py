@@ -71,6 +71,20 @@ def checkpoint(db: str, log: Path) -> dict[str, Any]:
         s.close()
 
 
+def checkpoint_pg(url: str, log: Path) -> dict[str, Any]:
+    """The file checkpoint in any store (empty while the store cannot be reached)."""
+    try:
+        s = Store(url)
+    except Exception:
+        return {}
+    try:
+        return s.get_checkpoint(f"test:file:{log}") or {}
+    except Exception:
+        return {}
+    finally:
+        s.close()
+
+
 def wait_started(db: str, log: Path, timeout: float = 30) -> None:
     """Until the daemon has recorded its first position (it is then past start-up, signals installed)."""
     deadline = time.monotonic() + timeout

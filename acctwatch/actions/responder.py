@@ -117,6 +117,8 @@ class Responder:
         self.notifier = notifier if notifier is not None else (
             Notifier(config, store) if store is not None and not self.simulate else None)
         self.decisions: list[Decision] = []  # simulate mode keeps them here
+        #: incidents whose response failed because the store was unreachable (see retry_deferred)
+        self.deferred: dict[str, Any] = {}
         self._sim_times: deque[datetime] = deque()
         self._sim_locked: dict[str, str] = {}
         # Fail at start, not at 3 a.m.: in enforce mode every configured backend must build.
@@ -165,9 +167,21 @@ class Responder:
     def __call__(self, incident: Any, is_new: bool) -> Decision | None:
         try:
             return self.handle(incident, is_new)
+        except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:  # the store is down: decided later
+            log.warning("the store is unreachable: the response to incident %s (%s) waits for it (%s)",
+                        incident.id, incident.account, str(exc).splitlines()[0][:200])
+            self.deferred[incident.id] = incident
+            return None
         except Exception:  # a broken response must never stop detection
             log.exception("responding to incident %s (%s) failed", incident.id, incident.account)
             return None
+
+    def retry_deferred(self) -> None:
+        """Decide what could not be decided while the store was down (idempotent: keyed by incident and
+        level). The daemon calls this after every commit."""
+        for iid, incident in list(self.deferred.items()):
+            del self.deferred[iid]
+            self(incident, False)
 
     def handle(self, incident: Any, is_new: bool = True) -> Decision | None:
         if self.simulate:

@@ -6,7 +6,6 @@ is written to the audit trail with the Unix user who ran it.
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,6 +13,7 @@ import click
 
 from ..config import Config, ConfigError, load, parse_duration
 from ..store import Store, utcnow
+from ..store import mask_url as _safe
 from .common import emit_json
 
 _config_opt = click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False),
@@ -39,8 +39,6 @@ def _open(config_path: str | None, db: str | None) -> tuple[Config, Store]:
     return cfg, store
 
 
-def _safe(url: str) -> str:
-    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
 
 
 def _responder(cfg: Config, store: Store) -> Any:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
+from typing import Any
 
 import click
 
@@ -11,6 +13,7 @@ from ..config import ConfigError, load
 from ..parsing import PatternError
 from ..sources.files import SourceError
 from ..store import Store
+from ..store import mask_url as _safe
 
 
 @click.command("run")
@@ -26,8 +29,6 @@ def cli(config_path: str | None, from_start: bool, db: str | None, once: bool) -
     Positions are committed with the incidents, so a restart (or a crash) resumes exactly where the last
     batch ended. SIGTERM/SIGINT finish the current batch and exit; SIGHUP reloads the config and patterns.
     """
-    from ..daemon import Daemon
-
     root = logging.getLogger()
     if root.level > logging.INFO:  # a daemon says what it follows and what it finds (stderr -> journal)
         root.setLevel(logging.INFO)
@@ -35,11 +36,50 @@ def cli(config_path: str | None, from_start: bool, db: str | None, once: bool) -
         cfg = load(config_path)
         if db:
             cfg.db = db
-        store = Store(cfg.db_url)
-        daemon = Daemon(cfg, store, config_path=config_path or cfg.path, from_start=from_start, once=once)
+        store, daemon = _start(cfg, config_path, from_start, once)
     except (ConfigError, PatternError, SourceError) as exc:
         raise click.ClickException(str(exc)) from exc
     daemon.install_signals()
     rc = daemon.run()
     store.close()
     sys.exit(rc)
+
+
+#: connection errors that mean "the database is not there (yet)": wait for it. Anything else (a wrong
+#: password, an unknown database, a missing driver) is a mistake to fix: said at once.
+_FATAL = ("password authentication failed", "access denied", "does not exist", "unknown database",
+          "no such module", "authentication failed", "role ")
+
+
+def _start(cfg: Any, config_path: str | None, from_start: bool, once: bool) -> tuple[Store, Any]:
+    """The store and the daemon; while the database is unreachable, wait for it (logging once, then every
+    minute): a daemon started at boot before its PostgreSQL/MariaDB must not crash-loop."""
+    import sqlalchemy.exc
+
+    from ..daemon import Daemon
+
+    log = logging.getLogger("acctwatch.run")
+    t0 = time.monotonic()
+    last = -1e9
+    delay = 0.2
+    while True:
+        store: Store | None = None
+        try:
+            store = Store(cfg.db_url)
+            daemon = Daemon(cfg, store, config_path=config_path or cfg.path, from_start=from_start, once=once)
+            if time.monotonic() - t0 > 1:
+                log.warning("the store is reachable; starting after %.0f s", time.monotonic() - t0)
+            return store, daemon
+        except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError) as exc:
+            if store is not None:
+                store.close()
+            first = str(exc.orig if getattr(exc, "orig", None) is not None else exc).splitlines()[0][:300]
+            if any(w in first.lower() for w in _FATAL):
+                raise click.ClickException(f"cannot open the store {_safe(cfg.db_url)}: {first}\n"
+                                           "Fix [general] db in the config (or --db).") from exc
+            now = time.monotonic()
+            if now - last >= 60:
+                last = now
+                log.warning("waiting for the store %s: %s", _safe(cfg.db_url), first)
+            time.sleep(delay)
+            delay = min(10.0, delay * 2)

@@ -586,6 +586,61 @@ class ExampleResult:
     problem: str = ""
 
 
+#: separators of the daemons' own text: what an attacker repeats inside a field (a HELO name, a sender, a
+#: user name) to make an unbounded part of a regex try every split
+HOSTILE_TOKENS = ("; from=<", "> to=<", "> proto=", " proto=", " helo=<", "; ", ", ", ": ", "=<", "<", ">",
+                  "[", "]", "(", ")", " ", "a", "=", ",", ";", ":", "user=<", ", rip=", ", lip=",
+                  "sasl_username=", "sasl_method=", ", method=", "]: ", "a[1.2.3.4]")
+
+
+def cost_problems(patterns: PatternSet, size: int = 2000, max_growth: float = 3.0,
+                  min_seconds: float = 0.002) -> list[ExampleResult]:
+    """Patterns whose matching time grows faster than linearly with an attacker-chosen field: each named
+    group of each matching example is replaced by long runs of the daemons' separators (``size`` and
+    ``2 * size`` characters); a pattern fails when doubling the length more than ``max_growth``-folds the
+    time (and the longer run takes at least ``min_seconds``). Catastrophic backtracking on one hostile
+    line stalls detection for every account."""
+    import time
+
+    out: list[ExampleResult] = []
+    for pat in patterns.patterns:
+        worst: tuple[float, float, str] | None = None
+        for ex in pat.examples:
+            if ex.expect is None:
+                continue
+            h = split_header(ex.line)
+            if h is None:
+                continue
+            msg = h.msg
+            m = pat.regex.match(msg)
+            if m is None:
+                continue
+            for g in pat.regex.groupindex:
+                a, b = m.span(g)
+                if a < 0:
+                    continue
+                for tok in HOSTILE_TOKENS:
+                    times = []
+                    for n in (size, 2 * size):
+                        text = msg[:a] + tok * (n // len(tok)) + msg[b:]
+                        best = 1e9
+                        for _ in range(2):
+                            t0 = time.perf_counter()
+                            pat.regex.match(text)
+                            best = min(best, time.perf_counter() - t0)
+                        times.append(best)
+                    if times[1] >= min_seconds and times[1] > max_growth * max(times[0], 1e-6):
+                        if worst is None or times[1] > worst[1]:
+                            worst = (times[0], times[1], f"group {g!r} filled with {tok!r}")
+        if worst is not None:
+            t1, t2, how = worst
+            out.append(ExampleResult(pat.name, pat.origin, how, False,
+                                     f"matching time grows {t2 / max(t1, 1e-6):.1f}x when the field doubles "
+                                     f"({t1 * 1000:.1f} ms -> {t2 * 1000:.1f} ms for {size} -> {2 * size} chars): "
+                                     "bound the unbounded parts (see docs/patterns.md)"))
+    return out
+
+
 def run_examples(patterns: PatternSet) -> list[ExampleResult]:
     """Check every embedded example of every pattern (``acctwatch patterns test``)."""
     results = []

@@ -172,3 +172,50 @@ def test_classify_program_forms() -> None:
     assert classify_program("dovecot", "auth(u,1.2.3.4,sasl:plain)<s>: Info: sql: z") == (
         "dovecot", "auth", None, "auth(u,1.2.3.4,sasl:plain)<s>: sql: z")
     assert classify_program("sshd", "x") is None
+
+
+def test_no_shipped_pattern_is_super_linear_in_an_attacker_field(ps: PatternSet) -> None:
+    from acctwatch.parsing import cost_problems
+
+    assert [(r.pattern, r.line, r.problem) for r in cost_problems(ps)] == []
+
+
+def test_the_cost_check_finds_a_quadratic_pattern(tmp_path: Path) -> None:
+    """The check itself: a pattern with the classic mistake (a lazy field before an optional tail) fails."""
+    from acctwatch.parsing import cost_problems
+
+    (tmp_path / "slow.toml").write_text(r"""
+family = "postfix"
+
+[[pattern]]
+name = "test.slow"
+programs = ["smtpd"]
+prefilter = "reject"
+event = "reject"
+regex = '^NOQUEUE: reject: RCPT from (?P<_n>[^\[]+)\[(?P<ip>[0-9.]+)\]: (?P<reason>.*?)(?:; from=<(?P<sender>.*?)> proto=\S+ helo=<(?P<helo>[^<>]*)>)?$'
+
+[[pattern.example]]
+line = "Nov 26 07:12:00 mx postfix/smtpd[1]: NOQUEUE: reject: RCPT from x[192.0.2.1]: 554 no; from=<a@b> proto=ESMTP helo=<h>"
+expect = { kind = "reject", ip = "192.0.2.1", sender = "a@b", helo = "h" }
+""")
+    slow = PatternSet.load([str(tmp_path)])
+    assert [r.pattern for r in cost_problems(slow)] == ["test.slow"]
+
+
+def test_a_hostile_reject_line_costs_linear_time(ps: PatternSet) -> None:
+    """Issue: a reject with a 2 KB HELO and a 2 KB MAIL FROM took 0.4 s, 8 KB lines 19 s."""
+    from acctwatch.headers import Clock
+    from acctwatch.parsing import LineParser
+
+    def line(n: int) -> str:
+        frm = "; from=<" * (n // 8)
+        return (f"Nov 26 07:12:00 mx postfix/smtpd[100]: NOQUEUE: reject: RCPT from unknown[198.51.100.7]: 554 5.7.1 "
+                f"<x@y>: Relay access denied; from=<{frm}> to=<{frm}> proto=ESMTP helo=<{'a>' * (n // 2)}")
+
+    parser = LineParser(ps, Clock(zone="UTC", year=2026))
+    import time
+
+    t0 = time.perf_counter()
+    for n in (2000, 4000, 7000):
+        parser.parse(line(n), 1)
+    assert time.perf_counter() - t0 < 1.0  # was ~20 s for the longest alone

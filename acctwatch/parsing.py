@@ -629,9 +629,9 @@ def cost_problems(patterns: PatternSet, size: int = 2000, max_growth: float = 3.
                             pat.regex.match(text)
                             best = min(best, time.perf_counter() - t0)
                         times.append(best)
-                    if times[1] >= min_seconds and times[1] > max_growth * max(times[0], 1e-6):
-                        if worst is None or times[1] > worst[1]:
-                            worst = (times[0], times[1], f"group {g!r} filled with {tok!r}")
+                    if (times[1] >= min_seconds and times[1] > max_growth * max(times[0], 1e-6)
+                            and (worst is None or times[1] > worst[1])):
+                        worst = (times[0], times[1], f"group {g!r} filled with {tok!r}")
         if worst is not None:
             t1, t2, how = worst
             out.append(ExampleResult(pat.name, pat.origin, how, False,

@@ -184,19 +184,22 @@ def test_the_cost_check_finds_a_quadratic_pattern(tmp_path: Path) -> None:
     """The check itself: a pattern with the classic mistake (a lazy field before an optional tail) fails."""
     from acctwatch.parsing import cost_problems
 
-    (tmp_path / "slow.toml").write_text(r"""
-family = "postfix"
+    regex = (r"^NOQUEUE: reject: RCPT from (?P<_n>[^\[]+)\[(?P<ip>[0-9.]+)\]: (?P<reason>.*?)"
+             r"(?:; from=<(?P<sender>.*?)> proto=\S+ helo=<(?P<helo>[^<>]*)>)?$")
+    line = ("Nov 26 07:12:00 mx postfix/smtpd[1]: NOQUEUE: reject: RCPT from x[192.0.2.1]: 554 no; from=<a@b> "
+            "proto=ESMTP helo=<h>")
+    (tmp_path / "slow.toml").write_text(f"""family = "postfix"
 
 [[pattern]]
 name = "test.slow"
 programs = ["smtpd"]
 prefilter = "reject"
 event = "reject"
-regex = '^NOQUEUE: reject: RCPT from (?P<_n>[^\[]+)\[(?P<ip>[0-9.]+)\]: (?P<reason>.*?)(?:; from=<(?P<sender>.*?)> proto=\S+ helo=<(?P<helo>[^<>]*)>)?$'
+regex = '{regex}'
 
 [[pattern.example]]
-line = "Nov 26 07:12:00 mx postfix/smtpd[1]: NOQUEUE: reject: RCPT from x[192.0.2.1]: 554 no; from=<a@b> proto=ESMTP helo=<h>"
-expect = { kind = "reject", ip = "192.0.2.1", sender = "a@b", helo = "h" }
+line = "{line}"
+expect = {{ kind = "reject", ip = "192.0.2.1", sender = "a@b", helo = "h" }}
 """)
     slow = PatternSet.load([str(tmp_path)])
     assert [r.pattern for r in cost_problems(slow)] == ["test.slow"]

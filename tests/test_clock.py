@@ -69,3 +69,17 @@ def test_an_event_waiting_for_confirmation_survives_a_restart(tmp_path) -> None:
     assert {i.detector for i in incs} == {"geo_countries", "impossible_travel"}
     second.flush()
     assert Engine(cfg, store=Store(url), geo=Geo())._held is None
+
+
+def test_logins_of_the_same_second_in_two_countries_blame_nobody() -> None:
+    """Postfix's and Dovecot's files with one-second stamps are merged in a fixed order: when the owner's
+    login and the attacker's have the same second, which came first is unknown, so neither address is
+    given to fail2ban as the attacker's."""
+    eng = Engine(from_dict({"general": {"preset": "seed"}}), geo=Geo())
+    incs = eng.process(login("198.51.100.1", T0)) + eng.process(login("192.0.2.1", T0))
+    [geo] = [i for i in incs if i.detector == "geo_countries"]
+    assert geo.action == "lock" and geo.attackers == [] and set(geo.ips) == {"198.51.100.1", "192.0.2.1"}
+    eng = Engine(from_dict({"general": {"preset": "seed"}}), geo=Geo())
+    incs = eng.process(login("192.0.2.1", T0)) + eng.process(login("198.51.100.1", T0 + timedelta(seconds=1)))
+    [geo] = [i for i in incs if i.detector == "geo_countries"]
+    assert geo.attackers == ["198.51.100.1"]

@@ -94,8 +94,12 @@ class GeoCountries(Detector):
         ips = list(dict.fromkeys(b["ip"] for b in logins if b.get("ip")))
         summary = f"{acct} logged in from {len(countries)} countries ({names}) within {secs} s"
         # The window's first country is presumed to be the owner's; logins from the others are the suspects.
+        # Unless the first login of another country has the same time (files with one-second stamps are
+        # merged in a fixed order, so which came first is unknown): then nobody is blamed.
         home = w.items[0][1][0]
-        attackers = list(dict.fromkeys(b.ip for _, (c, b) in w.items if c != home and b.ip))
+        t0 = w.items[0][0]
+        tied = any(c != home and t == t0 for t, (c, _b) in w.items)
+        attackers = [] if tied else list(dict.fromkeys(b.ip for _, (c, b) in w.items if c != home and b.ip))
         return [Finding(self.name, acct, ev.ts, first, summary,
                         {"countries": sorted(countries), "window_seconds": span, "logins": logins}, ips,
                         attackers)]

@@ -324,6 +324,8 @@ class AccountRisk(Detector):
         dt = t - ht
         if dt < 0 or dt > float(self.opt(acct, "travel_window")):
             return None
+        if not hfam and dt < 1.0:
+            return None  # the same second as an unfamiliar place: which of the two came first is unknown
         lat, lon, acc, coarse = where
         is_coarse = coarse or hcoarse
         if is_coarse and hcountry == (ev.geo.country if ev.geo is not None else None):

@@ -130,6 +130,15 @@ class Config:
         base.pop("enabled", None)
         return {**base, **user}
 
+    @property
+    def instance(self) -> str:
+        """This acctwatch's instance name ([sources] instance, default: the host name): the key of its
+        positions, windows and notification leases when several share one store."""
+        import socket
+
+        src = self.sources if isinstance(self.sources, dict) else {}
+        return str(src.get("instance") or socket.gethostname())
+
     def is_protected(self, account: str) -> bool:
         low = account.lower()
         return low in self.protected_accounts or low.partition("@")[0] in self.protected_accounts

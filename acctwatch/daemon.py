@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import logging
 import signal
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -99,7 +98,7 @@ class Settings:
         if "batch_lines" in src:
             s.batch_lines = int(src["batch_lines"])
         s.journalctl = str(src.get("journalctl", s.journalctl))
-        s.instance = str(src.get("instance") or socket.gethostname())
+        s.instance = config.instance
         if not s.files and not s.journald:
             s.files = list(DEFAULT_FILES)
         return s
@@ -216,6 +215,8 @@ class Daemon:
             self.responder = attach_response(engine, config, store)
             self.deliverer = Deliverer()
             self.deliverer.notifier = getattr(self.responder, "notifier", None)
+            if self.deliverer.notifier is not None:
+                self.deliverer.notifier.take_over()
         self.sources: list[_Src] = []
         self._committed: dict[str, dict[str, Any]] = {}
         self._stop = threading.Event()

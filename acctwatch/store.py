@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection, Engine
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 class UTCDateTime(sa.types.TypeDecorator[datetime]):
@@ -139,6 +139,10 @@ outbox = sa.Table(
     sa.Column("next_attempt", UTCDateTime, nullable=False),
     sa.Column("sent_at", UTCDateTime, nullable=True),
     sa.Column("last_error", sa.Text, nullable=True),
+    # v5: which instance is sending it (its lease), and the attempts whose outcome is unknown (a timeout
+    # after the request went out: the receiver may have it)
+    sa.Column("lease_owner", S(128), nullable=True),
+    sa.Column("unknown_attempts", sa.Integer, nullable=False, default=0, server_default="0"),
 )
 
 bans = sa.Table(
@@ -198,7 +202,16 @@ def _v3_to_v4(conn: Connection) -> None:
         conn.execute(sa.text("ALTER TABLE incidents ADD COLUMN escalations TEXT NULL"))
 
 
-MIGRATIONS: list[Any] = [_v1_to_v2, _v2_to_v3, _v3_to_v4]
+def _v4_to_v5(conn: Connection) -> None:
+    """outbox.lease_owner and outbox.unknown_attempts."""
+    cols = {c["name"] for c in sa.inspect(conn).get_columns("outbox")}
+    if "lease_owner" not in cols:
+        conn.execute(sa.text("ALTER TABLE outbox ADD COLUMN lease_owner VARCHAR(128) NULL"))
+    if "unknown_attempts" not in cols:
+        conn.execute(sa.text("ALTER TABLE outbox ADD COLUMN unknown_attempts INTEGER NOT NULL DEFAULT 0"))
+
+
+MIGRATIONS: list[Any] = [_v1_to_v2, _v2_to_v3, _v3_to_v4, _v4_to_v5]
 
 
 def mask_url(url: str) -> str:
@@ -522,24 +535,41 @@ class Store:
             r["urls"] = json.loads(r["urls"] or "[]")
         return rows
 
-    def outbox_claim(self, row_id: int, seen_next_attempt: datetime, lease_until: datetime) -> bool:
+    def outbox_claim(self, row_id: int, seen_next_attempt: datetime, lease_until: datetime,
+                     owner: str | None = None) -> bool:
         """Take a due row for sending (another process delivering at the same time then skips it)."""
         with self.begin() as conn:
             res = conn.execute(outbox.update().where(outbox.c.id == row_id, outbox.c.sent_at.is_(None),
                                                      outbox.c.next_attempt == seen_next_attempt)
-                               .values(next_attempt=lease_until))
+                               .values(next_attempt=lease_until, lease_owner=owner))
             return res.rowcount == 1
+
+    def outbox_take_over(self, owner: str, now: datetime) -> int:
+        """At start: this instance's unfinished deliveries (leased by its previous run, killed while sending)
+        are due at once instead of when their lease runs out."""
+        with self.begin() as conn:
+            res = conn.execute(outbox.update().where(outbox.c.lease_owner == owner, outbox.c.sent_at.is_(None),
+                                                     outbox.c.next_attempt > now)
+                               .values(next_attempt=now, lease_owner=None))
+            return int(res.rowcount or 0)
+
+    def outbox_unknown(self, row_id: int, error: str, next_attempt: datetime) -> None:
+        """An attempt whose outcome is unknown (timed out after sending): counted apart."""
+        with self.begin() as conn:
+            conn.execute(outbox.update().where(outbox.c.id == row_id)
+                         .values(attempts=outbox.c.attempts + 1, unknown_attempts=outbox.c.unknown_attempts + 1,
+                                 next_attempt=next_attempt, last_error=error[:2000], lease_owner=None))
 
     def outbox_sent(self, row_id: int, now: datetime) -> None:
         with self.begin() as conn:
             conn.execute(outbox.update().where(outbox.c.id == row_id)
-                         .values(sent_at=now, attempts=outbox.c.attempts + 1, last_error=None))
+                         .values(sent_at=now, attempts=outbox.c.attempts + 1, last_error=None, lease_owner=None))
 
     def outbox_failed(self, row_id: int, error: str, next_attempt: datetime) -> None:
         with self.begin() as conn:
             conn.execute(outbox.update().where(outbox.c.id == row_id)
                          .values(attempts=outbox.c.attempts + 1, next_attempt=next_attempt,
-                                 last_error=error[:2000]))
+                                 last_error=error[:2000], lease_owner=None))
 
     # -- bans -------------------------------------------------------------------------------------
     def add_ban(self, ip: str, jail: str, ts: datetime, source: str = "fail2ban") -> bool:

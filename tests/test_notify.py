@@ -301,3 +301,51 @@ def test_unlock_and_manual_lock_notices_are_sanitised(tmp_path: Path) -> None:
     [row] = [r for r in store.outbox_rows() if "unlocked" in r["title"]]
     assert "\x1b" not in row["title"] and "\u202e" not in row["title"]
     assert "\x1b" not in row["body"] and "\u202e" not in row["body"]
+
+
+def test_an_endpoint_that_answers_too_late_gets_a_bounded_number_of_copies(tmp_path: Path) -> None:
+    """A timeout after the request went out: the receiver may have it. Retried (at least once delivery),
+    but only max_unknown_attempts times, then given up with the reason: not a copy on every retry."""
+    store = Store("sqlite://")
+    calls: list[str] = []
+
+    def slow(title: str, body: str, t: Target) -> tuple[bool, str]:
+        calls.append(t.value)
+        return False, "Read timed out. (read timeout=15.0)"
+
+    cfg = config(tmp_path, {"operator": ["json://127.0.0.1:9/x"], "retry_base": "10s",
+                            "max_unknown_attempts": 3, "timeout": "7s"})
+    n = Notifier(cfg, store, sender=slow)
+    with store.begin() as conn:
+        n.enqueue_operator(conn, "k1", "t", "b")
+    now = datetime.now(UTC) + timedelta(seconds=1)
+    for _ in range(6):
+        n.deliver_pending(now)
+        now += timedelta(hours=2)
+    assert len(calls) == 3 and all("cto=7&rto=7" in c for c in calls)
+    [row] = store.outbox_rows()
+    assert row["sent_at"] is None and row["unknown_attempts"] == 3 and row["next_attempt"].year == 9999
+    assert row["last_error"].startswith("gave up after 3 attempts whose outcome is unknown")
+
+
+def test_a_restarted_instance_takes_over_its_unfinished_deliveries(tmp_path: Path) -> None:
+    store = Store("sqlite://")
+    cfg = config(tmp_path, {"operator": ["json://127.0.0.1:9/x"]})
+    n = Notifier(cfg, store, sender=lambda *a: (True, ""))
+    with store.begin() as conn:
+        n.enqueue_operator(conn, "k1", "t", "b")
+    now = datetime.now(UTC)
+    [row] = store.outbox_rows()
+    assert store.outbox_claim(row["id"], row["next_attempt"], now + timedelta(seconds=300), owner=n.instance)
+    assert n.deliver_pending(now + timedelta(seconds=1)).sent == 0  # leased: killed while sending
+    other = Notifier(from_dict({"sources": {"instance": "mx2"}}), store, sender=lambda *a: (True, ""))
+    assert other.take_over(now) == 0  # another instance's lease is left alone
+    assert n.take_over(now) == 1
+    assert n.deliver_pending(now + timedelta(seconds=1)).sent == 1
+
+
+def test_incident_alerts_carry_the_incident_id_in_the_title() -> None:
+    from acctwatch.actions.notify import incident_message
+
+    title, body = incident_message(incident(), "LOCKED", [], dry_run=False, locked=True)
+    assert title.endswith("#inc000000000") and "Incident:  inc000000000000001" in body

@@ -55,7 +55,7 @@ def v1_metadata() -> sa.MetaData:
 
 def test_fresh_schema(db_url: str) -> None:
     s = Store(db_url)
-    assert s.schema_version() == SCHEMA_VERSION == 4
+    assert s.schema_version() == SCHEMA_VERSION == 5
     tables = set(sa.inspect(s.engine).get_table_names())
     assert {"meta", "incidents", "audit", "locks", "outbox", "bans", "account_history", "detector_kv",
             "feedback"} <= tables

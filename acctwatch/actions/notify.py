@@ -88,8 +88,27 @@ def _strlist(v: Any, where: str) -> list[str]:
     raise ConfigError(f"{where}: expected a string or a list of strings, got {v!r}")
 
 
+#: next_attempt of a message given up on (kept in the outbox, with the reason, for the operator to see)
+GAVE_UP = datetime(9999, 1, 1, tzinfo=UTC)
+
+
 def _label(kind: str, value: str) -> str:
     return f"{kind}:{hashlib.sha256(value.encode()).hexdigest()[:16]}"
+
+
+def with_timeout(url: str, seconds: float) -> str:
+    """*url* with apprise's connect/read timeouts (``cto``, ``rto``) unless it sets them itself."""
+    if not seconds or "://" not in url:
+        return url
+    parts = [f"{k}={seconds:g}" for k in ("cto", "rto") if f"{k}=" not in url.partition("?")[2]]
+    if not parts:
+        return url
+    return url + ("&" if "?" in url else "?") + "&".join(parts)
+
+
+#: what apprise logs when a request went out but no answer came back in time: the receiver may have it
+UNKNOWN_OUTCOME = ("timed out", "timeout", "read operation timed out", "remotedisconnected",
+                   "connection aborted")
 
 
 def apprise_send(title: str, body: str, target: Target) -> tuple[bool, str]:
@@ -126,16 +145,26 @@ class DeliveryReport:
 class Notifier:
     def __init__(self, config: Config, store: Store, sender: Sender | None = None) -> None:
         n = config.notify
-        unknown_n = set(n) - {"operator", "operator_config", "retry_base", "retry_max", "user"}
+        known_n = {"operator", "operator_config", "retry_base", "retry_max", "user", "timeout",
+                   "max_unknown_attempts"}
+        unknown_n = set(n) - known_n
         if unknown_n:
-            raise ConfigError(f"[notify]: unknown option(s) {', '.join(sorted(unknown_n))}; known: operator, "
-                              "operator_config, retry_base, retry_max, user")
+            raise ConfigError(f"[notify]: unknown option(s) {', '.join(sorted(unknown_n))}; known: "
+                              f"{', '.join(sorted(known_n))}")
         self.config = config
         self.store = store
         self.sender = sender or apprise_send
+        self.instance = config.instance
+        #: seconds to connect and to wait for an answer, per target (apprise's cto/rto)
+        self.timeout = parse_duration(n.get("timeout", "15s"), "notify.timeout")
+        mua = n.get("max_unknown_attempts", 3)
+        if isinstance(mua, bool) or not isinstance(mua, int) or mua < 1:
+            raise ConfigError(f"notify.max_unknown_attempts: expected a whole number >= 1, got {mua!r}")
+        #: attempts that timed out after sending (the receiver may have the message) before giving up
+        self.max_unknown = mua
         self.targets: list[Target] = []
         for url in _strlist(n.get("operator"), "notify.operator"):
-            self.targets.append(Target(_label("url", url), "url", url))
+            self.targets.append(Target(_label("url", url), "url", with_timeout(url, self.timeout)))
         for path in _strlist(n.get("operator_config"), "notify.operator_config"):
             self.targets.append(Target(_label("config", path), "config", path))
         self.retry_base = parse_duration(n.get("retry_base", 30), "notify.retry_base")
@@ -220,6 +249,14 @@ class Notifier:
     def backoff(self, attempts: int) -> float:
         return min(self.retry_base * (2 ** max(attempts - 1, 0)), self.retry_max)
 
+    def take_over(self, now: datetime | None = None) -> int:
+        """The daemon at start: what this instance was sending when it stopped (or was killed) is due now,
+        not when its lease runs out."""
+        n = self.store.outbox_take_over(self.instance, now or utcnow())
+        if n:
+            log.info("%d notification(s) left unsent by the previous run are due now", n)
+        return n
+
     def deliver_pending(self, now: datetime | None = None, limit: int = 100) -> DeliveryReport:
         """Send every queued message that is due; failures are retried later with exponential backoff.
 
@@ -228,8 +265,10 @@ class Notifier:
         """
         now = now or utcnow()
         rep = DeliveryReport()
+        lease = max(300.0, 3 * self.timeout * max(1, len(self.targets)))
         for row in self.store.outbox_due(now, limit):
-            if not self.store.outbox_claim(row["id"], row["next_attempt"], now + timedelta(seconds=300)):
+            if not self.store.outbox_claim(row["id"], row["next_attempt"], now + timedelta(seconds=lease),
+                                           owner=self.instance):
                 continue  # another process is sending it
             targets = [t for lab in row["urls"] for t in self._resolve(lab)]
             if not targets:
@@ -248,9 +287,20 @@ class Notifier:
             if errors:
                 attempts = int(row["attempts"]) + 1
                 nxt = now + timedelta(seconds=self.backoff(attempts))
-                self.store.outbox_failed(row["id"], "; ".join(errors), nxt)
-                log.warning("notification %s failed (attempt %d, next at %s): %s", row["dedupe_key"], attempts,
-                            nxt.isoformat(timespec="seconds"), "; ".join(errors))
+                text = "; ".join(errors)
+                if any(w in text.lower() for w in UNKNOWN_OUTCOME):
+                    # the request went out, the answer did not come: it may have arrived. Retried a bounded
+                    # number of times (at least once; a duplicate only when an answer was lost)
+                    unknown = int(row.get("unknown_attempts") or 0) + 1
+                    if unknown >= self.max_unknown:
+                        nxt = GAVE_UP
+                        text = (f"gave up after {unknown} attempts whose outcome is unknown (the receiver may "
+                                f"have the message): {text}")
+                    self.store.outbox_unknown(row["id"], text, nxt)
+                else:
+                    self.store.outbox_failed(row["id"], text, nxt)
+                log.warning("notification %s failed (attempt %d, %s): %s", row["dedupe_key"], attempts,
+                            "given up" if nxt == GAVE_UP else f"next at {nxt.isoformat(timespec='seconds')}", text)
                 rep.failed += 1
             else:
                 self.store.outbox_sent(row["id"], now)
@@ -313,7 +363,8 @@ def incident_message(incident: Any, headline: str, done: list[str], *, dry_run: 
                      note: str = "") -> tuple[str, str]:
     """(title, body) an admin understands at 3 a.m."""
     acct = clean(incident.account) if incident.account else "(no account: attacking IPs)"
-    title = f"[acctwatch] {headline}: {acct} ({clean(incident.detector)})"
+    # the incident id in the title too: a receiver (a ticket system, a chat) can tell a repeat from a new one
+    title = f"[acctwatch] {headline}: {acct} ({clean(incident.detector)}) #{clean(incident.id)[:12]}"
     lines = [
         f"{headline}: {acct}",
         "",

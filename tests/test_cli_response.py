@@ -129,3 +129,19 @@ def test_breaker_reset_and_errors_say_what_to_fix(setup: dict[str, Any], tmp_pat
     assert r.exit_code == 1 and "cannot open the acctwatch store" in r.output and "pw" not in r.output
     r = CliRunner().invoke(main, ["incidents", "--since", "yesterday", "--db", "sqlite://"])
     assert r.exit_code == 2 and "duration" in r.output
+
+
+def test_accounts_that_look_like_options_are_handled_after_double_dash(setup: dict[str, Any]) -> None:
+    """An account named --help or -rf@...: the printed undo command puts it after --, and that command
+    works (it does not print the help, it unlocks)."""
+    c = setup["cfg"]
+    with setup["users"].begin() as conn:
+        conn.execute(sa.text("INSERT INTO users VALUES ('--help', 'x', 1), ('-rf@example.com', 'x', 1)"))
+    for acct in ("--help", "-rf@example.com"):
+        r = run("lock", "--reason", "test", "-c", c, "--", acct)
+        assert r.exit_code == 0, r.output
+        assert f"acctwatch unlock -- {acct}" in r.output
+        assert active(setup["users"], acct) == 0
+        r = run("unlock", "-c", c, "--", acct)
+        assert r.exit_code == 0 and f"{acct} unlocked." in r.output, r.output
+        assert active(setup["users"], acct) == 1

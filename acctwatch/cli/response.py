@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from ..actions.notify import account_arg
 from ..config import Config, ConfigError, load, parse_duration
 from ..store import Store, utcnow
 from ..store import mask_url as _safe
@@ -127,7 +128,7 @@ def lock(account: str, reason: str, level: str, force: bool, dry_run: bool, conf
         if d.outcome == "failed" and not d.results:
             click.echo(f"  {d.detail}")
         if d.outcome in ("locked", "held", "partial"):
-            click.echo(f"Undo with: acctwatch unlock {account}")
+            click.echo(f"Undo with: acctwatch unlock {account_arg(account)}")
     if d.outcome in ("partial", "failed", "protected"):
         raise SystemExit(1)
 
@@ -331,4 +332,5 @@ def false_positive(incident_id: str, note: str, config_path: str | None, db: str
     if taught:
         click.echo(f"Familiar for {inc['account']} from now on: {', '.join(taught)} (their networks).")
     if locked is not None:
-        click.echo(f"{inc['account']} is still {locked['level']}ed: run `acctwatch unlock {inc['account']}`.")
+        click.echo(f"{inc['account']} is still {locked['level']}ed: run `acctwatch unlock "
+                   f"{account_arg(inc['account'])}`.")

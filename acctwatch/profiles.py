@@ -612,6 +612,8 @@ class Profiles:
                 d["country"] = n.country
             if n.provider:
                 d["provider"] = n.provider
+                if n.provider == k and n.cls in HOSTED:
+                    d["whole_provider"] = True  # (the datacenter/VPN provider as a whole: its ASN)
             if n.flag == REPORTED:
                 d["reported_at"] = _iso(n.flag_t)
             if shared:

@@ -62,8 +62,11 @@ def profile(account: str, config_path: str | None, db: str | None, as_json: bool
         since = f" since {n['familiar_since'][:16]}" if n["familiar_since"] else ""
         extra = f", {n['country']}" if n.get("country") else ""
         shared = f", familiar to {n['shared_by_accounts']} accounts" if n.get("shared_by_accounts", 0) > 1 else ""
-        click.echo(f"  {n['key']:<22} {n['class']:<10} {n['state']:<9}{since:<23} {n['logins']:>6} logins, "
+        cls = n["class"] + ("*" if n.get("whole_provider") else "")
+        click.echo(f"  {n['key']:<22} {cls:<11} {n['state']:<9}{since:<23} {n['logins']:>6} logins, "
                    f"{n['occasions']} occasions{extra}{shared}")
+    if any(n.get("whole_provider") for n in view["networks"]):
+        click.echo("  (* a datacenter/VPN provider as a whole: another of its networks is not new)")
     click.echo("\nCountries:")
     for c in view["countries"]:
         since = f" since {c['familiar_since'][:16]}" if c["familiar_since"] else ""

@@ -331,7 +331,8 @@ class Engine:
             self._held_saved = (_event_row(self._held), saved.get("clock"))
         except Exception as exc:  # a corrupt row must not stop detection
             log.warning("ignoring the saved stream clock: %s", exc)
-        self.tracker.restore(Incident.from_row(r) for r in store.incidents(status="open"))
+        self.tracker.restore(Incident.from_row(r) for r in store.incidents(status="open")
+                             + store.incidents(status="acknowledged"))
         self.refresh_unlocks()
         self.refresh_feedback()
 

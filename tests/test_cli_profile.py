@@ -95,3 +95,26 @@ def test_unlock_compromised_learns_nothing(db: str, tmp_path: Path) -> None:
     assert code == 0, out
     assert store.feedback_since(0, "anna@example.org") == []
     assert all(i["status"] == "closed" for i in store.incidents(account="anna@example.org"))
+
+
+def test_incidents_show_ack_and_close(db: str) -> None:
+    code, out = invoke("incidents", "--db", db, "--json")
+    risk = next(i for i in json.loads(out) if i["detector"] == "account_risk")
+    code, out = invoke("incidents", "show", risk["id"][:8], "--db", db)
+    assert code == 0, out
+    assert f"Incident {risk['id']}: anna@example.org [hold, open]" in out
+    assert "level:     notify at 2026-11-26T07:11:38 (impossible_travel)" in out
+    assert "level:     hold at" in out and '"network": "AS7162"' in out
+    code, out = invoke("incidents", "show", risk["id"], "--db", db, "--json")
+    shown = json.loads(out)
+    assert shown["incident"]["id"] == risk["id"] and shown["actions"] == [] and shown["alerts"] == []
+    code, out = invoke("incidents", "ack", risk["id"], "--note", "on it", "--db", db)
+    assert code == 0 and "open -> acknowledged" in out
+    store = Store(db)
+    eng = Engine(from_dict({}), store=store, geo=None)  # an acknowledged incident is still the open episode
+    assert any(i.id == risk["id"] for i in eng.tracker.open.values())
+    code, out = invoke("incidents", "close", risk["id"], "--db", db, "--json")
+    assert json.loads(out) == {"incident_id": risk["id"], "status": "closed", "previous": "acknowledged"}
+    assert [a["action"] for a in store.audit_rows(incident_id=risk["id"])] == ["acknowledged", "closed"]
+    code, out = invoke("incidents", "show", "zzzzzzzz", "--db", db)
+    assert code == 1 and "no incident" in out

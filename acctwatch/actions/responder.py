@@ -491,7 +491,8 @@ class Responder:
         d.detail = "; ".join(f"{r.backend}: {'ok' if r.ok else 'FAILED'}: {r.detail}" for r in d.results)
         with self.store.begin() as conn:
             if not states:  # the operator has dealt with it: the account's incidents are closed
-                open_q = (incidents_table.c.account == account) & (incidents_table.c.status == "open")
+                open_q = (incidents_table.c.account == account) & incidents_table.c.status.in_(
+                    ["open", "acknowledged"])
                 if learn:
                     for iid, ips in conn.execute(sa.select(incidents_table.c.id, incidents_table.c.ips)
                                                  .where(open_q)).all():

@@ -6,6 +6,7 @@ is written to the audit trail with the Unix user who ran it.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -264,7 +265,7 @@ def history(account: str, config_path: str | None, db: str | None, as_json: bool
 @click.group("incidents", invoke_without_command=True)
 @click.option("--since", help="Only incidents seen since (duration like 24h/7d, or ISO time).")
 @click.option("--account", help="Only this account.")
-@click.option("--status", "status_", type=click.Choice(["open", "closed", "false-positive"]),
+@click.option("--status", "status_", type=click.Choice(["open", "acknowledged", "closed", "false-positive"]),
               help="Only incidents with this status.")
 @_config_opt
 @_db_opt
@@ -334,3 +335,98 @@ def false_positive(incident_id: str, note: str, config_path: str | None, db: str
     if locked is not None:
         click.echo(f"{inc['account']} is still {locked['level']}ed: run `acctwatch unlock "
                    f"{account_arg(inc['account'])}`.")
+
+
+def _one(store: Store, incident_id: str) -> dict[str, Any]:
+    inc = store.incident(incident_id)
+    if inc is None:
+        raise click.ClickException(f"no incident {incident_id!r} (or the prefix is not unique): see "
+                                   "`acctwatch incidents`")
+    return inc
+
+
+@incidents.command("show")
+@click.argument("incident_id")
+@_config_opt
+@_db_opt
+@_json_opt
+def show(incident_id: str, config_path: str | None, db: str | None, as_json: bool) -> None:
+    """One incident (INCIDENT_ID or a unique prefix): when it was detected and raised, its evidence, what
+    was done about it and which alerts went out."""
+    import sqlalchemy as sa
+
+    from ..store import outbox as outbox_table
+
+    _cfg, store = _open(config_path, db)
+    inc = _one(store, incident_id)
+    actions = store.audit_rows(incident_id=inc["id"])
+    with store.engine.connect() as conn:
+        alerts = [dict(r._mapping) for r in conn.execute(
+            sa.select(outbox_table.c.dedupe_key, outbox_table.c.target, outbox_table.c.title,
+                      outbox_table.c.created_at, outbox_table.c.sent_at, outbox_table.c.attempts,
+                      outbox_table.c.last_error).where(outbox_table.c.incident_id == inc["id"])
+            .order_by(outbox_table.c.id))]
+    if as_json:
+        emit_json({"incident": _incident_dict(inc), "actions": [_incident_dict(a) for a in actions],
+                   "alerts": [_incident_dict(a) for a in alerts]})
+        return
+    click.echo(f"Incident {inc['id']}: {inc['account'] or '(per IP)'} [{inc['action']}, {inc['status']}]")
+    click.echo(f"  {inc['summary']}")
+    click.echo(f"  detector:  {inc['detector']}")
+    click.echo(f"  detected:  {_ts(inc['detected_at'])} (log time); evidence from {_ts(inc['first_seen'])} "
+               f"to {_ts(inc['last_seen'])}, {inc['updated'] + 1} finding(s)")
+    for e in inc.get("escalations") or []:
+        click.echo(f"  level:     {e.get('level')} at {str(e.get('at', ''))[:19]}"
+                   + (f" ({e['rule']})" if e.get("rule") else "") + f": {str(e.get('summary', ''))[:140]}")
+    if inc["ips"]:
+        click.echo(f"  IPs:       {', '.join(inc['ips'][:20])}")
+    click.echo("  evidence:")
+    for line in json.dumps(inc["evidence"], indent=2, default=str, ensure_ascii=False).splitlines()[:80]:
+        click.echo(f"    {line}")
+    click.echo("  actions:" if actions else "  actions:   none recorded")
+    for a in actions:
+        click.echo(f"    {_ts(a['ts'])} {a['action']:<10} {a['backend'] or '-':<10} {a['result']:<8} "
+                   f"{a['actor']}: {str(a['detail'])[:120]}")
+    click.echo("  alerts:" if alerts else "  alerts:    none")
+    for a in alerts:
+        state = f"sent {_ts(a['sent_at'])}" if a["sent_at"] else f"not sent ({a['attempts']} attempts"  \
+            + (f", {str(a['last_error'])[:80]}" if a["last_error"] else "") + ")"
+        click.echo(f"    {a['target']:<8} {state}: {a['title']}")
+
+
+def _set_status(incident_id: str, status: str, note: str, config_path: str | None, db: str | None,
+                as_json: bool) -> None:
+    from ..actions.responder import whoami
+
+    _cfg, store = _open(config_path, db)
+    inc = _one(store, incident_id)
+    with store.begin() as conn:
+        store.set_incident_status(conn, inc["id"], status)
+        store.audit(conn, action=status, result="ok", account=inc["account"], incident_id=inc["id"],
+                    actor=whoami(), detail=f"{inc['status']} -> {status}" + (f": {note}" if note else ""))
+    if as_json:
+        emit_json({"incident_id": inc["id"], "status": status, "previous": inc["status"]})
+        return
+    click.echo(f"Incident {inc['id']}: {inc['status']} -> {status}.")
+
+
+@incidents.command("ack")
+@click.argument("incident_id")
+@click.option("--note", default="", help="Why (goes to the audit trail).")
+@_config_opt
+@_db_opt
+@_json_opt
+def ack(incident_id: str, note: str, config_path: str | None, db: str | None, as_json: bool) -> None:
+    """Acknowledge INCIDENT_ID: someone is on it (it stays active: new evidence still joins it)."""
+    _set_status(incident_id, "acknowledged", note, config_path, db, as_json)
+
+
+@incidents.command("close")
+@click.argument("incident_id")
+@click.option("--note", default="", help="Why (goes to the audit trail).")
+@_config_opt
+@_db_opt
+@_json_opt
+def close(incident_id: str, note: str, config_path: str | None, db: str | None, as_json: bool) -> None:
+    """Close INCIDENT_ID (handled). To teach the profile that it was a false alarm, use false-positive."""
+    _set_status(incident_id, "closed", note, config_path, db, as_json)

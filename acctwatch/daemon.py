@@ -227,6 +227,9 @@ class Daemon:
         self.lines = 0
         self.events = 0
         self.errors = 0
+        from .sdnotify import SdNotify
+
+        self.sd = SdNotify()  # systemd's Type=notify (READY, WATCHDOG, STATUS); nothing without systemd
         self._open_sources()
         from .sources.bans import BanFollower
 
@@ -351,6 +354,8 @@ class Daemon:
                                 self.store.safe_url, str(exc).splitlines()[0][:200])
                 if self._stop.is_set():  # stopping while it is down: the next start re-reads the batch
                     raise StoreDown(str(exc).splitlines()[0][:300]) from exc
+                self.sd.watchdog()  # waiting for the store is not hanging
+                self.sd.status("waiting for the store (unreachable); nothing is lost")
                 attempt += 1
                 self._wake.wait(min(10.0, 0.1 * 2 ** min(attempt, 7)))
                 self._wake.clear()
@@ -388,12 +393,23 @@ class Daemon:
         signal.signal(signal.SIGHUP, on_hup)
 
     def run(self) -> int:
+        sd = self.sd
         if self.deliverer is not None and not self.once:
             self.deliverer.start()
         log.info("acctwatch running as instance %r, store %s, poll interval %.2f s, mode %s",
                  self.settings.instance, self.store.safe_url, self.settings.poll_interval, self.config.mode)
+        sd.ready(f"following {len(self.sources)} source(s), mode {self.config.mode}")
+        last_status = 0.0
         try:
             while not self._stop.is_set():
+                sd.watchdog()
+                now = time.monotonic()
+                if sd.enabled and now - last_status >= 30:
+                    last_status = now
+                    lag = self._lag()
+                    sd.status(f"{self.lines} lines, {self.events} events"
+                              + (f", {lag:.0f} s behind the log" if lag is not None else "")
+                              + f", mode {self.config.mode}")
                 try:
                     n, more = self.poll_once()
                 except StoreDown as exc:
@@ -410,9 +426,17 @@ class Daemon:
                 self._wake.wait(self.settings.poll_interval if not self.once else 0.05)
                 self._wake.clear()
         finally:
+            sd.stopping()
             self.close()
         log.info("stopped after %d lines, %d events", self.lines, self.events)
         return 0
+
+    def _lag(self) -> float | None:
+        """Seconds between now and the event time of the newest line processed (how far behind the log)."""
+        from .store import utcnow
+
+        t = self.engine.last_event_time
+        return max(0.0, (utcnow() - t).total_seconds()) if t is not None else None
 
     def _finished(self) -> bool:
         return all(src.reader.done if isinstance(src.reader, JournalSource) else True for src in self.sources)

@@ -7,8 +7,6 @@ exposes a click command or group named ``cli``.
 from __future__ import annotations
 
 import importlib
-import logging
-import sys
 
 import click
 
@@ -61,5 +59,6 @@ class LazyGroup(click.Group):
 @click.option("-v", "--verbose", count=True, help="More log output on stderr (-vv for debug).")
 def main(verbose: int) -> None:
     """Find compromised mail accounts in Postfix and Dovecot logs, and stop them."""
-    level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(level=level, stream=sys.stderr, format="acctwatch: %(levelname)s: %(message)s")
+    from ..logsetup import setup
+
+    setup(verbose)

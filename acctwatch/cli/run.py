@@ -57,7 +57,9 @@ def _start(cfg: Any, config_path: str | None, from_start: bool, once: bool) -> t
     import sqlalchemy.exc
 
     from ..daemon import Daemon
+    from ..sdnotify import SdNotify
 
+    sd = SdNotify()
     log = logging.getLogger("acctwatch.run")
     t0 = time.monotonic()
     last = -1e9
@@ -81,5 +83,7 @@ def _start(cfg: Any, config_path: str | None, from_start: bool, once: bool) -> t
             if now - last >= 60:
                 last = now
                 log.warning("waiting for the store %s: %s", _safe(cfg.db_url), first)
+            # (systemd: still starting, not hung; its start timeout is pushed on while we wait)
+            sd.send("EXTEND_TIMEOUT_USEC=30000000", f"STATUS=waiting for the store: {first[:200]}")
             time.sleep(delay)
             delay = min(10.0, delay * 2)

@@ -527,7 +527,8 @@ class Profiles:
         if n is None:
             if untrust:
                 return
-            n = p.nets[key] = Net(t, "trusted" if not key.startswith("AS") else "eyeball", None,
+            # (not seen yet: an AS number is taken for an ISP, a prefix for an address block of any class)
+            n = p.nets[key] = Net(t, "eyeball" if key.startswith("AS") else "unknown", None,
                                   key if key.startswith("AS") else None)
         was = bool(n.since) and n.flag != TAINTED
         if untrust:

@@ -350,6 +350,8 @@ class Profiles:
             n = p.nets[verdict.key] = Net(t, verdict.cls, verdict.country, verdict.provider)
             if len(p.nets) > self.max_nets:
                 self._drop_oldest(p.nets, verdict.key, count_shared=True)
+        elif n.cls == "unknown" and verdict.cls != "unknown":  # trusted by an operator before it was seen
+            n.cls, n.country, n.provider = verdict.cls, n.country or verdict.country, n.provider or verdict.provider
         self._see(n, t, verdict.key, count_shared=True)
         prov = verdict.provider
         if prov and verdict.cls in HOSTED and prov != verdict.key:

@@ -320,8 +320,8 @@ class Store:
         q = sa.select(incidents).order_by(incidents.c.first_seen, incidents.c.id)
         if since is not None:
             q = q.where(incidents.c.last_seen >= since)
-        if account is not None:
-            q = q.where(incidents.c.account == account)
+        if account is not None:  # (accounts are matched case-insensitively, as everywhere else)
+            q = q.where(sa.func.lower(incidents.c.account) == account.lower())
         if status is not None:
             q = q.where(incidents.c.status == status)
         with self.engine.connect() as conn:
@@ -425,7 +425,7 @@ class Store:
                    incident_id: str | None = None) -> list[dict[str, Any]]:
         q = sa.select(audit).order_by(audit.c.id)
         if account is not None:
-            q = q.where(audit.c.account == account)
+            q = q.where(sa.func.lower(audit.c.account) == account.lower())
         if since is not None:
             q = q.where(audit.c.ts >= since)
         if incident_id is not None:

@@ -118,3 +118,14 @@ def test_incidents_show_ack_and_close(db: str) -> None:
     assert [a["action"] for a in store.audit_rows(incident_id=risk["id"])] == ["acknowledged", "closed"]
     code, out = invoke("incidents", "show", "zzzzzzzz", "--db", db)
     assert code == 1 and "no incident" in out
+
+
+def test_history_matches_the_account_case_insensitively_and_since_takes_both_forms(db: str) -> None:
+    code, out = invoke("history", "ANNA@Example.ORG", "--db", db, "--json")
+    assert code == 0 and [i["account"] for i in json.loads(out)["incidents"]] == ["anna@example.org"] * 2
+    code, out = invoke("incidents", "--db", db, "--since", "2026-11-26", "--json")
+    assert code == 0 and len(json.loads(out)) == 2
+    code, out = invoke("incidents", "--db", db, "--since", "1h", "--json")  # the incidents are from Nov 26
+    assert code == 0 and json.loads(out) == []
+    code, out = invoke("replay", str(EXAMPLE), "--since", "soon")
+    assert code == 2 and "--since" in out and "Traceback" not in out

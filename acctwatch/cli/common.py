@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import click
@@ -44,3 +45,23 @@ class Progress:
             self._bar.__exit__(None, None, None)
             self._bar = None
 
+
+
+def parse_time(value: str | None, option: str = "--since") -> datetime | None:
+    """A point in time as every command takes it (``--since``, ``--until``): a duration back from now
+    (``24h``, ``7d``, ``90m``) or an ISO 8601 date/time (``2026-11-26``, ``2026-11-26T07:00:00+01:00``; UTC
+    unless a zone is given). A bad value is a one-line usage error naming the option."""
+    if value is None:
+        return None
+    from ..config import ConfigError, parse_duration
+
+    try:
+        return datetime.now(UTC) - timedelta(seconds=parse_duration(value))
+    except ConfigError:
+        pass
+    try:
+        dt = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise click.BadParameter(f"{value!r}: give a duration (24h, 7d) or an ISO 8601 time "
+                                 "(2026-11-26, 2026-11-26T07:00:00+01:00)", param_hint=option) from exc
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import click
 
 from ..app import build_engine, load_patterns
@@ -12,19 +10,11 @@ from ..parsing import PatternError
 from ..replay import replay
 from ..sources.files import SourceError, describe, expand
 from ..store import Store
-from .common import Progress, emit_json, emit_jsonl
+from .common import Progress, emit_json, emit_jsonl, parse_time
 
 WOULD = {"lock": "would lock", "hold": "would hold mail", "notify": "would notify"}
 
 
-def parse_when(value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        dt = datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise click.BadParameter(f"{value!r}: use ISO 8601, e.g. 2026-11-26 or 2026-11-26T07:00:00+01:00") from exc
-    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
 
 
 @click.command("replay")
@@ -35,8 +25,9 @@ def parse_when(value: str | None) -> datetime | None:
               "Default: a private in-memory store, so every replay starts from nothing.")
 @click.option("--geoip-db", "geoip_dbs", multiple=True, type=click.Path(dir_okay=False),
               help="GeoIP2/GeoLite2/DB-IP .mmdb file (repeatable: City + ASN). Default: the embedded one.")
-@click.option("--since", help="Ignore events before this time (ISO 8601, UTC unless a zone is given).")
-@click.option("--until", help="Ignore events from this time on.")
+@click.option("--since", help="Ignore events before this time (ISO 8601, UTC unless a zone is given, or a "
+              "duration back from now: 24h, 7d).")
+@click.option("--until", help="Ignore events from this time on (same forms).")
 @click.option("--timezone", "zone", help="Zone of timestamps written without one (default: config or local).")
 @click.option("--year", type=int, help="Year for syslog lines without one (default: from each file's mtime).")
 @click.option("--jsonl", is_flag=True, help="One JSON object per incident.")
@@ -71,7 +62,7 @@ def cli(files: tuple[str, ...], config_path: str | None, db: str | None, geoip_d
     bar = Progress(total_bytes or None, "Replaying", enabled=None if not (jsonl or as_json) else False)
     try:
         result = replay(engine, names, patterns, zone=zone or cfg.timezone, year=year or cfg.year,
-                        since=parse_when(since), until=parse_when(until),
+                        since=parse_time(since, "--since"), until=parse_time(until, "--until"),
                         progress=(lambda n: bar.update(n)) if bar.enabled else None)
     except SourceError as exc:
         raise click.ClickException(str(exc)) from exc

@@ -7,16 +7,16 @@ is written to the audit trail with the Unix user who ran it.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import click
 
 from ..actions.notify import account_arg
-from ..config import Config, ConfigError, load, parse_duration
+from ..config import Config, ConfigError, load
 from ..store import Store, utcnow
 from ..store import mask_url as _safe
-from .common import emit_json
+from .common import emit_json, parse_time
 
 _config_opt = click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False),
                            help="Config file (default: /etc/acctwatch/acctwatch.toml if it exists).")
@@ -69,16 +69,7 @@ def _deliver(resp: Any) -> None:
 def _since(value: str | None, default: float | None = None) -> datetime | None:
     if value is None:
         return utcnow() - timedelta(seconds=default) if default else None
-    try:
-        return utcnow() - timedelta(seconds=parse_duration(value))
-    except ConfigError:
-        pass
-    try:
-        dt = datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise click.BadParameter(f"{value!r}: give a duration (24h, 7d) or an ISO 8601 time "
-                                 "(2026-11-26, 2026-11-26T07:00:00+01:00)", param_hint="--since") from exc
-    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+    return parse_time(value, "--since")
 
 
 def _ts(v: Any) -> str:

@@ -77,3 +77,21 @@ def test_patterns_test_and_list(tmp_path: Path) -> None:
     r = CliRunner().invoke(main, ["patterns", "list", "--json"])
     names = {row["name"] for row in json.loads(r.output)}
     assert {"dovecot.login", "postfix.smtpd.sasl_failure", "postfix.delivery"} <= names
+
+
+def test_explain_one_line_as_json() -> None:
+    import json as _json
+
+    from click.testing import CliRunner
+
+    from acctwatch.cli import main
+
+    line = ("Nov 26 07:11:57 mx dovecot: imap-login: Login: user=<bob@example.org>, method=PLAIN, "
+            "rip=203.0.113.9, lip=192.0.2.1")
+    r = CliRunner().invoke(main, ["explain", "--line", line, "--json"])
+    assert r.exit_code == 0, r.output
+    d = _json.loads(r.output)
+    assert d["pattern"] == "dovecot.login" and d["event"]["account"] == "bob@example.org"
+    assert d["header"]["program"] == "dovecot" and d["program"]["daemon"] == "imap-login"
+    r = CliRunner().invoke(main, ["explain", "--line", "not a log line", "--json"])
+    assert r.exit_code == 1 and _json.loads(r.output)["event"] is None

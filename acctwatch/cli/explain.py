@@ -33,7 +33,7 @@ def cli(files: tuple[str, ...], one_line: str | None, jsonl: bool, as_json: bool
     except PatternError as exc:
         raise click.ClickException(str(exc)) from exc
     if one_line is not None:
-        _explain_line(ps, one_line, zone, year)
+        _explain_line(ps, one_line, zone, year, as_json or jsonl)
         return
     if not files:
         raise click.UsageError("give log files to read, - for stdin, or --line 'LOG LINE'")
@@ -118,13 +118,23 @@ def _print_summary(st: ParseStats) -> None:
         echo(f"Internal errors (lines skipped, please report): {st.internal_errors}")
 
 
-def _explain_line(ps: PatternSet, line: str, zone: str, year: int | None) -> None:
+def _explain_line(ps: PatternSet, line: str, zone: str, year: int | None, as_json: bool = False) -> None:
     from ..headers import split_header
     from ..parsing import classify_program
 
     parser = LineParser(ps, Clock(zone=zone, year=year), source="--line", track_unmatched=True)
     ev = parser.parse(line, 1)
     hdr = split_header(line.rstrip("\r\n"))
+    if as_json:
+        cls = classify_program(hdr.program, hdr.msg) if hdr is not None else None
+        emit_json({"header": None if hdr is None else {"format": hdr.fmt, "time": hdr.ts, "host": hdr.host,
+                                                          "program": hdr.program, "pid": hdr.pid},
+                   "program": None if cls is None else {"family": cls[0], "daemon": cls[1], "message": cls[3]},
+                   "pattern": ev.pattern if ev is not None else None,
+                   "event": ev.to_dict() if ev is not None else None})
+        if ev is None:
+            raise SystemExit(1)
+        return
     if hdr is None:
         click.echo("No known log header (syslog, RFC3339, journald JSON, Dovecot log_path...) fits this line.")
     else:

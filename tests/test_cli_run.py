@@ -86,3 +86,20 @@ def test_the_live_daemon_reads_fail2ban_bans(tmp_path: Path) -> None:
     [inc] = Store(db).incidents(account="cy@example.org")
     assert inc["detector"] == "account_risk" and "banned" in inc["evidence"]["rules"]
     assert inc["evidence"]["banned"]["jail"] == "dovecot"
+
+
+def test_status_shows_how_far_the_daemon_is_behind_the_log(tmp_path: Path) -> None:
+    log = tmp_path / "mail.log"
+    log.write_text(LOG)
+    cfg = config(tmp_path, log)
+    r = CliRunner().invoke(main, ["status", "-c", str(cfg)])
+    assert "has not processed any line yet" in r.output
+    r = CliRunner().invoke(main, ["run", "-c", str(cfg), "--once", "--from-start"])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(main, ["status", "-c", str(cfg), "--json"])
+    import json
+
+    data = json.loads(r.output)
+    assert data["last_event_time"].startswith("2026-11-26T07:12:21") and data["lag_seconds"] > 0
+    r = CliRunner().invoke(main, ["status", "-c", str(cfg)])
+    assert "Log time reached by instance" in r.output and "behind now" in r.output

@@ -198,7 +198,12 @@ def status(account: str | None, since: str | None, config_path: str | None, db: 
     locks = store.locks()
     incs = store.incidents(since=_since(since, 7 * 86400), status="open")
     pending = store.outbox_rows(pending_only=True)
-    data = {"mode": cfg.mode, "breaker": resp.breaker_state(), "locks": [_incident_dict(x) for x in locks],
+    clock = store.load_kv(cfg.instance, "_engine").get("clock")  # the log time the daemon has reached
+    lag = None
+    if clock:
+        lag = max(0.0, (utcnow() - datetime.fromisoformat(str(clock).replace("Z", "+00:00"))).total_seconds())
+    data = {"mode": cfg.mode, "instance": cfg.instance, "last_event_time": clock, "lag_seconds": lag,
+            "breaker": resp.breaker_state(), "locks": [_incident_dict(x) for x in locks],
             "open_incidents": [_incident_dict(x) for x in incs],
             "pending_notifications": [{"id": p["id"], "title": p["title"], "attempts": p["attempts"],
                                        "next_attempt": p["next_attempt"], "last_error": p["last_error"]}
@@ -208,6 +213,13 @@ def status(account: str | None, since: str | None, config_path: str | None, db: 
         return
     click.echo(f"Mode: {cfg.mode}" + ("  (dry-run: nothing is locked automatically)" if cfg.mode != "enforce"
                                      else ""))
+    if clock:
+        from ..detectors.risk import _dur
+
+        click.echo(f"Log time reached by instance {cfg.instance!r}: {str(clock)[:19].replace('T', ' ')} UTC"
+                   f" ({_dur(lag or 0)} behind now)")
+    else:
+        click.echo(f"Instance {cfg.instance!r} has not processed any line yet (or `acctwatch run` never ran).")
     if data["breaker"]:
         click.echo(click.style(f"CIRCUIT BREAKER OPEN since {data['breaker']['tripped_at']}: automatic locking "
                                "stopped. Reset: acctwatch unlock --reset-breaker", fg="red", bold=True))
@@ -222,7 +234,10 @@ def status(account: str | None, since: str | None, config_path: str | None, db: 
     if pending:
         click.echo(f"\nNotifications waiting to be sent ({len(pending)}):")
         for p in pending:
-            click.echo(f"  {p['title'][:80]} (attempts {p['attempts']}, last error: {p['last_error'] or '-'})")
+            nxt = p["next_attempt"]
+            when = "given up" if nxt is not None and nxt.year >= 9999 else f"next attempt {_ts(nxt)} UTC"
+            click.echo(f"  {p['title'][:80]} (attempts {p['attempts']}, {when}, last error: "
+                       f"{p['last_error'] or '-'})")
 
 
 @click.command("history")

@@ -349,3 +349,25 @@ def test_incident_alerts_carry_the_incident_id_in_the_title() -> None:
 
     title, body = incident_message(incident(), "LOCKED", [], dry_run=False, locked=True)
     assert title.endswith("#inc000000000") and "Incident:  inc000000000000001" in body
+
+
+def test_notify_test_sends_a_sample_alert_and_reports_each_target(tmp_path: Path, hook: Hook) -> None:
+    from click.testing import CliRunner
+
+    from acctwatch.cli import main
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[notify]\noperator = ["{hook.url()}", "json://user:pw@127.0.0.1:9/closed"]\ntimeout = "2s"\n')
+    r = CliRunner().invoke(main, ["notify", "test", "-c", str(cfg), "--json"])
+    assert r.exit_code == 1, r.output  # the second target is closed
+    res = json.loads(r.output)["results"]
+    assert [x["ok"] for x in res] == [True, False] and res[1]["error"]
+    assert all("pw" not in x["where"] for x in res)  # no secret printed
+    [(path, posted)] = hook.posts
+    assert "TEST" in posted.get("title", "")
+    cfg.write_text(f'[notify]\noperator = ["{hook.url()}"]\n')
+    r = CliRunner().invoke(main, ["notify", "test", "-c", str(cfg)])
+    assert r.exit_code == 0 and "ok" in r.output
+    cfg.write_text("")
+    r = CliRunner().invoke(main, ["notify", "test", "-c", str(cfg)])
+    assert r.exit_code == 1 and "no notification target is configured" in r.output

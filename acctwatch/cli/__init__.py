@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "incidents": "response:incidents",
     "report-ban": "fail2ban:report_ban",
     "profile": "profile:profile",
+    "notify": "notify",
     "trust": "profile:trust",
 }
 

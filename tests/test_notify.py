@@ -363,7 +363,7 @@ def test_notify_test_sends_a_sample_alert_and_reports_each_target(tmp_path: Path
     res = json.loads(r.output)["results"]
     assert [x["ok"] for x in res] == [True, False] and res[1]["error"]
     assert all("pw" not in x["where"] for x in res)  # no secret printed
-    [(path, posted)] = hook.posts
+    [(_path, posted)] = hook.posts
     assert "TEST" in posted.get("title", "")
     cfg.write_text(f'[notify]\noperator = ["{hook.url()}"]\n')
     r = CliRunner().invoke(main, ["notify", "test", "-c", str(cfg)])

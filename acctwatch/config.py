@@ -17,6 +17,8 @@ from typing import Any
 DEFAULT_CONFIG = Path("/etc/acctwatch/acctwatch.toml")
 DEFAULT_STATE_DIR = Path("/var/lib/acctwatch")
 POLICIES = ("notify", "hold", "lock")
+#: response levels, weakest first (a finding's level, an incident's, a lock's)
+LEVELS = {p: i for i, p in enumerate(POLICIES)}
 MODES = ("dry-run", "enforce")
 
 _DUR = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|secs|m|min|mins|h|hour|hours|d|day|days|w|week|weeks)?\s*$")

@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from .config import Config
+from .config import LEVELS, Config
 from .detectors import Detector, Finding, build
 from .events import Event
 from .profiles import Profiles
@@ -55,8 +55,7 @@ class Incident:
         if self.detected_at is None:
             self.detected_at = self.last_seen if self.updated == 0 else self.first_seen
         if not self.escalations:
-            self.escalations = [{"at": _iso(self.detected_at), "level": self.action, "detector": self.detector,
-                                 "rule": None, "summary": self.summary}]
+            self.escalations = [_step(self.detected_at, self.action, self.detector, None, self.summary)]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -87,13 +86,14 @@ class Incident:
         if LEVELS.get(level, 0) <= LEVELS.get(self.action, 0):
             return False
         self.action = level
-        self.escalations.append({"at": _iso(at), "level": level, "detector": detector, "rule": rule,
-                                 "summary": summary})
+        self.escalations.append(_step(at, level, detector, rule, summary))
         return True
 
 
-#: response levels, weakest first
-LEVELS = {"notify": 0, "hold": 1, "lock": 2}
+
+def _step(at: datetime, level: str, detector: str, rule: str | None, summary: str) -> dict[str, Any]:
+    """One entry of an incident's ``escalations``."""
+    return {"at": _iso(at), "level": level, "detector": detector, "rule": rule, "summary": summary}
 
 
 def _iso(ts: datetime) -> str:
@@ -145,8 +145,7 @@ class IncidentTracker:
         inc = Incident(incident_id(subject, f.detector, f.first_seen), f.account, f.detector, action,
                        f.first_seen, f.ts, f.summary, f.evidence, list(dict.fromkeys(f.ips)),
                        attackers=list(dict.fromkeys(f.suspects)), detected_at=f.ts,
-                       escalations=[{"at": _iso(f.ts), "level": action, "detector": f.detector, "rule": f.rule,
-                                     "summary": f.summary}])
+                       escalations=[_step(f.ts, action, f.detector, f.rule, f.summary)])
         self.open[key] = inc
         return inc, True
 

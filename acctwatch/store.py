@@ -316,8 +316,10 @@ class Store:
         return True
 
     def incidents(self, since: datetime | None = None, account: str | None = None,
-                  status: str | None = None) -> list[dict[str, Any]]:
+                  status: str | None = None, incident_id: str | None = None) -> list[dict[str, Any]]:
         q = sa.select(incidents).order_by(incidents.c.first_seen, incidents.c.id)
+        if incident_id is not None:
+            q = q.where(incidents.c.id == incident_id)
         if since is not None:
             q = q.where(incidents.c.last_seen >= since)
         if account is not None:  # (accounts are matched case-insensitively, as everywhere else)
@@ -342,7 +344,7 @@ class Store:
             ids = [r.id for r in conn.execute(q.limit(2))]
         if len(ids) != 1:
             return None
-        rows = [r for r in self.incidents() if r["id"] == ids[0]]  # small helper path, not the hot path
+        rows = self.incidents(incident_id=ids[0])
         return rows[0] if rows else None
 
     def set_incident_status(self, conn: Connection, incident_id: str, status: str) -> None:

@@ -34,7 +34,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ..config import Config, ConfigError, parse_duration
+from ..config import LEVELS, Config, ConfigError, parse_duration
 from ..store import Store, utcnow
 from ..store import incidents as incidents_table
 from . import lockers as lockers_mod
@@ -43,7 +43,6 @@ from .notify import Notifier, account_arg, clean, incident_message, user_message
 
 log = logging.getLogger(__name__)
 
-LEVELS = {"notify": 0, "hold": 1, "lock": 2}
 PAST = {"notify": "notified", "hold": "held", "lock": "locked"}
 DEFAULT_LEVELS = {"hold": ["postsuper"], "lock": ["sql", "doveadm"]}
 BREAKER_KEY = "breaker:{mode}"

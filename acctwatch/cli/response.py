@@ -214,10 +214,10 @@ def status(account: str | None, since: str | None, config_path: str | None, db: 
     click.echo(f"Mode: {cfg.mode}" + ("  (dry-run: nothing is locked automatically)" if cfg.mode != "enforce"
                                      else ""))
     if clock:
-        from ..detectors.risk import _dur
+        from ..detectors.base import duration
 
         click.echo(f"Log time reached by instance {cfg.instance!r}: {str(clock)[:19].replace('T', ' ')} UTC"
-                   f" ({_dur(lag or 0)} behind now)")
+                   f" ({duration(lag or 0)} behind now)")
     else:
         click.echo(f"Instance {cfg.instance!r} has not processed any line yet (or `acctwatch run` never ran).")
     if data["breaker"]:

@@ -20,7 +20,7 @@ from functools import lru_cache
 from typing import Any
 
 from ..events import Event
-from .base import Detector, Finding, KeyedState, SumWindow, geo_brief, iso, login_like, register
+from .base import Detector, Finding, KeyedState, SumWindow, duration, geo_brief, iso, login_like, register
 
 
 def layer_of(ev: Event) -> str:
@@ -188,8 +188,8 @@ class AuthFailuresIp(_FailDetector):
         where = f" ({ev.geo.label()})" if ev.geo is not None else ""
         tried = f" against {len(names)} account(s): {', '.join(names[:5])}{' ...' if len(names) > 5 else ''}" \
             if names else ""
-        summary = (f"{ip}{where}: {n} failed logins in {_dur(t - f.first())} (limit {limit} per "
-                   f"{_dur(span)}){tried}")
+        summary = (f"{ip}{where}: {n} failed logins in {duration(t - f.first())} (limit {limit} per "
+                   f"{duration(span)}){tried}")
         evidence = {"ip": ip, "failures": n, "limit": limit, "window_seconds": span, "first": iso(first),
                     "last": iso(ev.ts), "accounts_tried": names[:50], "source": geo_brief(ev),
                     "counted_from": "frontend" if f.front.total >= f.back.total else "backend"}
@@ -230,8 +230,8 @@ class AuthFailuresAccount(_FailDetector):
             return ()
         f.reported = n
         first = datetime.fromtimestamp(f.first(), tz=ev.ts.tzinfo)
-        summary = (f"{acct}: {n} failed logins from {len(ips)} addresses in {_dur(t - f.first())} "
-                   f"(limit {limit} per {_dur(span)} from >= {min_ips} addresses): password guessing")
+        summary = (f"{acct}: {n} failed logins from {len(ips)} addresses in {duration(t - f.first())} "
+                   f"(limit {limit} per {duration(span)} from >= {min_ips} addresses): password guessing")
         evidence = {"failures": n, "limit": limit, "window_seconds": span, "distinct_ips": len(ips),
                     "min_ips": min_ips, "first": iso(first), "last": iso(ev.ts), "ips": ips[:50]}
         return [Finding(self.name, acct, ev.ts, first, summary, evidence, ips[:50])]
@@ -313,9 +313,9 @@ class BruteforceSuccess(KeyedState, Detector):
         first = datetime.fromtimestamp(first_t, tz=tz)
         fail_ips = sorted(s.ips, key=lambda k: (-s.ips[k], k))
         where = f" ({ev.geo.label()})" if ev.geo is not None else ""
-        summary = (f"{acct}: {total} failed logins from {key} ({burst} within {_dur(burst_span)}), then a "
+        summary = (f"{acct}: {total} failed logins from {key} ({burst} within {duration(burst_span)}), then a "
                    f"successful {ev.service or ev.kind} login from {ip}{where} "
-                   f"{_dur(t - last_t)} later: the password was probably guessed")
+                   f"{duration(t - last_t)} later: the password was probably guessed")
         evidence = {"source": key, "failures": total, "max_burst": burst, "burst_seconds": burst_span,
                     "limit": limit, "first_failure": iso(first),
                     "last_failure": iso(datetime.fromtimestamp(last_t, tz=tz)),
@@ -460,7 +460,7 @@ class BannedIpLogin(KeyedState, Detector):
         first = datetime.fromtimestamp(bt, tz=ev.ts.tzinfo)
         where = f" ({ev.geo.label()})" if ev.geo is not None else ""
         summary = (f"{acct} logged in ({ev.service or ev.kind}) from {ip}{where}, which fail2ban banned "
-                   f"{_dur(t - bt)} earlier (jail {jail or '?'}): a password guess probably worked")
+                   f"{duration(t - bt)} earlier (jail {jail or '?'}): a password guess probably worked")
         evidence = {"ip": ip, "jail": jail, "banned_at": iso(first), "bans": count, "window_seconds": span,
                     "login": geo_brief(ev)}
         return [Finding(self.name, acct, ev.ts, first, summary, evidence, [ip])]
@@ -470,11 +470,3 @@ class BannedIpLogin(KeyedState, Detector):
 
     def _from_row(self, d: Any) -> tuple[float, str | None, int]:
         return (float(d[0]), d[1], int(d[2]))
-
-
-def _dur(secs: float) -> str:
-    if secs < 120:
-        return f"{secs:.0f} s"
-    if secs < 7200:
-        return f"{secs / 60:.0f} min"
-    return f"{secs / 3600:.1f} h"

@@ -125,16 +125,13 @@ class KeyedState:
     STATE: ClassVar[str] = "accounts"
     track_changes: bool
 
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self._dirty: set[str] = set()
+
     def _touch(self, key: str) -> None:
         if self.track_changes:
             self._dirty.add(key)
-
-    @property
-    def _dirty(self) -> set[str]:
-        d = self.__dict__.get("_keyed_dirty")
-        if d is None:
-            d = self.__dict__["_keyed_dirty"] = set()
-        return d
 
     def export_changes(self) -> dict[str, Any] | None:
         table = getattr(self, self.STATE)
@@ -235,6 +232,17 @@ class Seen:
         obj._brief = brief
         obj._label = label
         return obj
+
+
+def duration(secs: float) -> str:
+    """A span for a summary a human reads: ``38 s``, ``12 min``, ``3.5 h``, ``2.3 days``."""
+    if secs < 120:
+        return f"{secs:.0f} s"
+    if secs < 7200:
+        return f"{secs / 60:.0f} min"
+    if secs < 172800:
+        return f"{secs / 3600:.1f} h"
+    return f"{secs / 86400:.1f} days"
 
 
 def iso(ts: datetime) -> str:

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from ..events import Event
-from .base import Detector, Finding, Seen, Window, login_like, register
+from .base import Detector, Finding, Seen, Window, duration, login_like, register
 
 
 def country_login(det: Detector, ev: Event) -> tuple[str, str] | None:
@@ -215,18 +215,10 @@ class ImpossibleTravel(Detector):
         if speed <= limit:
             return ()
         summary = (f"{acct}: {pseen.label()} then {seen.label()}: {dist:.0f} km in "
-                   f"{_fmt_dt(dt)} ({speed:.0f} km/h > {limit:.0f})")
+                   f"{duration(dt)} ({speed:.0f} km/h > {limit:.0f})")
         evidence = {"from": pseen.brief(), "to": seen.brief(), "distance_km": round(dist, 1),
                     "raw_distance_km": round(raw, 1), "seconds": dt, "speed_kmh": round(speed, 1),
                     "max_speed_kmh": limit, "coarse": is_coarse}
         ips = [x for x in dict.fromkeys([ev.ip, pip]) if x]
         # the earlier place is presumed to be the owner's, the login that cannot be there is the suspect
         return [Finding(self.name, acct, ev.ts, pts, summary, evidence, ips, [ev.ip] if ev.ip else [])]
-
-
-def _fmt_dt(secs: float) -> str:
-    if secs < 120:
-        return f"{secs:.0f} s"
-    if secs < 7200:
-        return f"{secs / 60:.0f} min"
-    return f"{secs / 3600:.1f} h"

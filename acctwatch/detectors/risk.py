@@ -31,10 +31,10 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from ..config import ConfigError
+from ..config import LEVELS, ConfigError
 from ..events import Event
 from .auth import source_key
-from .base import Detector, Finding, Seen, iso, register
+from .base import Detector, Finding, Seen, duration, iso, register
 from .geo import place_of
 
 RULES: dict[str, str] = {
@@ -46,7 +46,6 @@ RULES: dict[str, str] = {
     "guessed": "lock",
     "banned": "lock",
 }
-_RANK = {"notify": 0, "hold": 1, "lock": 2}
 _HOSTED = frozenset({"datacenter", "vpn", "anonymizer"})
 
 
@@ -83,7 +82,7 @@ class _Acct:
         a.home = (float(h[0]), float(h[1]), float(h[2]), float(h[3]), bool(h[4]), h[5], str(h[6]), str(h[7]),
                   bool(h[8])) if h else None
         a.fails = {k: [int(v[0]), float(v[1]), float(v[2]), bool(v[3]), deque(float(x) for x in v[4]), dict(v[5]),
-                       int(v[6]) if len(v) > 6 else 0, deque(float(x) for x in v[7]) if len(v) > 7 else deque()]
+                       int(v[6]), deque(float(x) for x in v[7])]
                    for k, v in d.get("fails", {}).items()}
         a.sends = deque((float(x[0]), int(x[1]), int(x[2]), str(x[3])) for x in d.get("sends", []))
         a.sends_fired = int(d.get("sends_fired", 0))
@@ -118,7 +117,7 @@ class AccountRisk(Detector):
                 close = difflib.get_close_matches(rule, list(RULES), n=1)
                 hint = f"; did you mean '{close[0]}'?" if close else f"; known: {', '.join(RULES)}"
                 raise ConfigError(f"[detectors.{self.name}] levels: unknown rule '{rule}'{hint}")
-            if lvl not in _RANK:
+            if lvl not in LEVELS:
                 raise ConfigError(f"[detectors.{self.name}] levels.{rule}: expected notify, hold or lock, got {lvl!r}")
         self.levels = {**RULES, **levels}
         self._ignore = frozenset(str(r).lower() for r in self.options["ignore_reasons"])
@@ -214,8 +213,6 @@ class AccountRisk(Detector):
                 oldest = min(a.fails, key=lambda k: a.fails[k][2])
                 del a.fails[oldest]
             f = a.fails[src] = [0, t, t, False, deque(), {}, 0, deque()]
-        if len(f) < 8:  # (saved before the layers were counted apart)
-            f += [0, deque()]
         if back:
             f[6] += n
         else:
@@ -255,10 +252,10 @@ class AccountRisk(Detector):
         a.sends_fired = size
         ips = list(dict.fromkeys(x[3] for x in a.sends if x[3]))
         first = a.sends[0][0]
-        summary = (f"{acct} sent {m} message(s) to {r} recipient(s) within {_dur(t - first)} from {ev.ip} "
+        summary = (f"{acct} sent {m} message(s) to {r} recipient(s) within {duration(t - first)} from {ev.ip} "
                    f"({_label(ev)}), a network already reported for this account and not familiar to it")
         evidence = {"messages": m, "recipients": r, "limit_messages": need_m, "limit_recipients": need_r,
-                    "window_seconds": float(self.opt(acct, "sends_window")), "first": _ts(first, ev),
+                    "window_seconds": float(self.opt(acct, "sends_window")), "first": _ts(first),
                     "ips": ips[:20], **self._why(v, ev)}
         return [self._finding(acct, ev, first, "sends_from_reported", summary, evidence, ips, ips)]
 
@@ -298,9 +295,9 @@ class AccountRisk(Detector):
         b = self.bans.get(ev.ip or "")
         if b is not None and 0 <= t - b[0] <= float(self.opt(acct, "ban_window")):
             rules.append(("banned" if not fam else "banned:familiar",
-                          f"{acct} logged in from {ev.ip} ({_label(ev)}), which fail2ban banned {_dur(t - b[0])} "
+                          f"{acct} logged in from {ev.ip} ({_label(ev)}), which fail2ban banned {duration(t - b[0])} "
                           f"earlier (jail {b[1] or '?'})" + (" (a network familiar to the account)" if fam else ""),
-                          {"banned_at": _ts(b[0], ev), "jail": b[1]}))
+                          {"banned_at": _ts(b[0]), "jail": b[1]}))
         if (where is not None and v.cls not in _HOSTED and v.state != "shared"
                 and (fam or (not rules and v.learning and (a is None or a.home is None or not a.home[8])))):
             if a is None:
@@ -341,9 +338,9 @@ class AccountRisk(Detector):
             return None
         return ("impossible_travel",
                 f"{acct}: {hlabel} ({'familiar' if hfam else 'earlier'}) then {Seen(ev).label()} (unfamiliar): "
-                f"{dist:.0f} km in {_dur(dt)} "
+                f"{dist:.0f} km in {duration(dt)} "
                 f"({speed:.0f} km/h > {limit:.0f})",
-                {"from_login": {"ts": _ts(ht, ev), "ip": hip, "country": hcountry, "where": hlabel,
+                {"from_login": {"ts": _ts(ht), "ip": hip, "country": hcountry, "where": hlabel,
                                 "familiar": hfam},
                  "distance_km": round(dist, 1), "seconds": dt, "speed_kmh": round(speed, 1), "coarse": is_coarse})
 
@@ -382,10 +379,10 @@ class AccountRisk(Detector):
         names = ", ".join(sorted(c for c in countries if c)) or "-"
         return ("distributed",
                 f"{acct} logged in from {len(nets)} unfamiliar networks ({len(countries)} new countries: {names}) "
-                f"within {_dur(t - first)}" + (" (profile still learning)" if v.learning else ""),
+                f"within {duration(t - first)}" + (" (profile still learning)" if v.learning else ""),
                 {"unfamiliar_networks": sorted(nets), "new_countries": sorted(c for c in countries if c),
                  "window_seconds": span, "limits": {"networks": need_n, "countries": need_c},
-                 "logins": [{"ts": _ts(x[0], ev), "ip": x[3], "network": x[1], "country": x[2]}
+                 "logins": [{"ts": _ts(x[0]), "ip": x[3], "network": x[1], "country": x[2]}
                             for x in a.recent][-30:],
                  "_first": first, "_ips": list(dict.fromkeys(x[3] for x in a.recent))})
 
@@ -409,11 +406,11 @@ class AccountRisk(Detector):
         rule = "guessed" if (fast or not v.learning) else "guessed:weak"
         how = "a fast run" if fast else "slow guessing"
         return (rule,
-                f"{acct}: {count} failed logins from {src} ({how}, first {_dur(t - first)} before), then a "
+                f"{acct}: {count} failed logins from {src} ({how}, first {duration(t - first)} before), then a "
                 f"successful {ev.service or ev.kind} login from {ev.ip} ({_label(ev)}), a network unfamiliar to "
                 f"the account: the password was probably guessed",
-                {"source": src, "failures": count, "fast": fast, "first_failure": _ts(first, ev),
-                 "last_failure": _ts(last, ev), "failed_from": [{"ip": k, "failures": n} for k, n in f[5].items()],
+                {"source": src, "failures": count, "fast": fast, "first_failure": _ts(first),
+                 "last_failure": _ts(last), "failed_from": [{"ip": k, "failures": n} for k, n in f[5].items()],
                  "_first": first, "_ips": list(f[5])})
 
     def _combine(self, acct: str, ev: Event, v: Any, t: float, rules: list[tuple[str, str, dict[str, Any]]]) -> Finding:
@@ -422,7 +419,7 @@ class AccountRisk(Detector):
                 return "notify"
             return self.levels[rule]
 
-        rules.sort(key=lambda r: -_RANK[level(r[0])])
+        rules.sort(key=lambda r: -LEVELS[level(r[0])])
         top = rules[0][0]
         evidence: dict[str, Any] = {"rule": top.split(":")[0], "rules": [r[0].split(":")[0] for r in rules],
                                     "login": Seen(ev).brief(), **self._why(v, ev)}
@@ -488,15 +485,5 @@ def _label(ev: Event) -> str:
     return ev.geo.label() if ev.geo is not None else "unknown location"
 
 
-def _ts(t: float, ev: Event) -> str:
+def _ts(t: float) -> str:
     return iso(datetime.fromtimestamp(t, tz=UTC))
-
-
-def _dur(secs: float) -> str:
-    if secs < 120:
-        return f"{secs:.0f} s"
-    if secs < 7200:
-        return f"{secs / 60:.0f} min"
-    if secs < 172800:
-        return f"{secs / 3600:.1f} h"
-    return f"{secs / 86400:.1f} days"

@@ -16,8 +16,10 @@ from typing import Any
 
 DEFAULT_CONFIG = Path("/etc/acctwatch/acctwatch.toml")
 DEFAULT_STATE_DIR = Path("/var/lib/acctwatch")
-POLICIES = ("notify", "hold", "lock")
-#: response levels, weakest first (a finding's level, an incident's, a lock's)
+POLICIES = ("watch", "notify", "hold", "lock")
+#: response levels, weakest first (a finding's level, an incident's, a lock's). ``watch``: the incident is
+#: recorded (``acctwatch incidents``, the decision log if asked, metrics) and raises its network's suspicion,
+#: but no alert is sent; a later finding raises it to notify/hold/lock.
 LEVELS = {p: i for i, p in enumerate(POLICIES)}
 MODES = ("dry-run", "enforce")
 

@@ -277,7 +277,8 @@ class Daemon:
     def _log_incident(self, inc: Incident, new: bool) -> None:
         self._batch_incidents[inc.id] = inc
         if new:
-            log.warning("incident %s: %s [%s: %s]", inc.id, inc.summary, inc.detector, inc.action)
+            (log.info if inc.action == "watch" else log.warning)(
+                "incident %s: %s [%s: %s]", inc.id, inc.summary, inc.detector, inc.action)
 
     # -- one batch ---------------------------------------------------------------------------------
     def poll_once(self) -> tuple[int, bool]:

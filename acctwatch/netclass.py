@@ -2,12 +2,13 @@
 
 ``NetworkClassifier.classify(ip, geo)`` says what kind of network an address is in -- an ``eyeball``
 network (the ISPs and mobile carriers people connect from), a ``datacenter`` (hosting, cloud), a ``vpn``,
-an ``anonymizer`` (Tor exits, open and residential proxies), ``internal``, or ``unknown`` -- and gives the
+a ``gateway`` (a company's cloud security gateway: Zscaler, Netskope, ...), an ``anonymizer`` (Tor exits,
+open and residential proxies), ``internal``, or ``unknown`` -- and gives the
 *key* under which an account's familiar networks are remembered:
 
 * eyeball networks: the AS number (``"AS3320"``): a DSL line's or a phone's address changes within the
   carrier, and the carrier is what is familiar;
-* datacenter, vpn and anonymizer networks, and addresses without a known AS: the /24 (IPv4) or /48 (IPv6)
+* datacenter, vpn, gateway and anonymizer networks, and addresses without a known AS: the /24 (IPv4) or /48 (IPv6)
   prefix (``"203.0.113.0/24"``): one cloud or VPN AS is millions of unrelated customers, so "this account
   used AWS before" means nothing, while "this account used this /24 before" does;
 * internal addresses: ``"internal"``.
@@ -40,9 +41,11 @@ from typing import Any
 from .config import ConfigError
 from .geo import is_internal, normalize_ip
 
-CLASSES = ("eyeball", "datacenter", "vpn", "anonymizer", "internal", "unknown")
+CLASSES = ("eyeball", "datacenter", "vpn", "gateway", "anonymizer", "internal", "unknown")
+#: The classes whose addresses are hosted (keyed per /24 or /48; a provider's many exits are one provider)
+HOSTED = frozenset({"datacenter", "vpn", "gateway", "anonymizer"})
 #: The classes an admin or a data file can assign (internal only by CIDR, unknown never).
-_LIST_CLASSES = ("eyeball", "datacenter", "vpn", "anonymizer")
+_LIST_CLASSES = ("eyeball", "datacenter", "vpn", "gateway", "anonymizer")
 SHIPPED_FILE = Path(__file__).resolve().parent / "data" / "networks.toml"
 DEFAULT_CACHE_SIZE = 65536
 V4_PREFIX = 24
@@ -58,6 +61,7 @@ KNOWN_KEYS: dict[str, str] = {
     **{f"{c}_asns": "asns" for c in _LIST_CLASSES},
     "datacenter_names": "names",
     "vpn_names": "names",
+    "gateway_names": "names",
     "eyeball_names": "names",
     "shipped_lists": "bool",
 }
@@ -139,7 +143,7 @@ def _name_rules(by_class: dict[str, list[str]], prefix: str, suffix: str) -> tup
     # eyeball names first: they are the exceptions ("Example Cloud Broadband" is an ISP), then the more
     # specific classes before the broad datacenter words
     rules = []
-    for cls in ("eyeball", "anonymizer", "vpn", "datacenter"):
+    for cls in ("eyeball", "anonymizer", "gateway", "vpn", "datacenter"):
         for n in by_class.get(cls, ()):
             rules.append((n, cls, f"{prefix}{cls}{suffix}"))
     return tuple(rules)
@@ -219,7 +223,7 @@ class NetworkClassifier:
                 asns[n] = (cls, f"config:{key}")
         names: dict[str, list[str]] = {}
         seen: dict[str, str] = {}
-        for cls in ("eyeball", "vpn", "datacenter"):
+        for cls in ("eyeball", "gateway", "vpn", "datacenter"):
             key = f"{cls}_names"
             names[cls] = _parse_names(options.get(key, []), f"{where} {key}")
             for n in names[cls]:

@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .config import Config, ConfigError, parse_duration
+from .netclass import HOSTED
 
 DEFAULTS: dict[str, Any] = {
     "occasion_gap": "4h",
@@ -52,7 +53,6 @@ MAX_ACCOUNTS = 500_000
 NONE, REPORTED, TAINTED, TRUSTED = 0, 1, 2, 3
 FLAG_NAMES = {NONE: "", REPORTED: "reported", TAINTED: "acted-on", TRUSTED: "trusted"}
 FAMILIAR_STATES = frozenset({"familiar", "trusted", "provider", "shared"})
-HOSTED = frozenset({"datacenter", "vpn", "anonymizer"})
 
 
 def _iso(t: float) -> str:

@@ -18,7 +18,10 @@ Rules (see benchmarks/README.md):
 * per account category: account-days (accounts x days of the scoring period), *false lock/hold
   account-days* (account-days with a false detection at hold or lock) and *false notification
   account-days* (account-days with a false notify-level detection and no false hold/lock), each also per
-  1,000 account-days.
+  1,000 account-days;
+* a ``watch`` detection (recorded, no alert sent) is no notification: it counts neither for recall nor as a
+  false notification; false watch account-days (no false notification or hold/lock that day) are reported
+  in a column of their own.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-RANK = {"notify": 1, "hold": 2, "lock": 3}
+RANK = {"watch": 0, "notify": 1, "hold": 2, "lock": 3}
 HOUR = 3600.0
 DAY = 86400.0
 BEFORE = 1 * HOUR  # a detection this long before an attack's start still counts for it
@@ -86,6 +89,7 @@ def score(truth: dict[str, Any], incidents: Iterable[dict[str, Any]]) -> dict[st
     found_by: dict[str, set[str]] = defaultdict(set)
     false_hold: set[tuple[str, str, int]] = set()  # (row, subject, day)
     false_notify: set[tuple[str, str, int]] = set()
+    false_watch: set[tuple[str, str, int]] = set()
     det_rows: dict[str, Counter[str]] = defaultdict(Counter)
     counted = 0
     bots = set((truth.get("noise") or {}).get("guessing_bots", []))
@@ -104,19 +108,25 @@ def score(truth: dict[str, Any], incidents: Iterable[dict[str, Any]]) -> dict[st
             if not p0 <= t < p1:
                 continue
             counted += 1
+            rank = RANK.get(level, 1)
             hit = [a for a in by_victim.get(acct or "", []) if windows[a["id"]][1] <= t <= windows[a["id"]][2]]
+            if hit and rank == 0:
+                continue  # watched, nobody told: not found yet
             if hit:
                 any_true = True
                 for a in hit:
                     found_by[a["id"]].add(inc.get("detector", "?"))
                     if t < first_any.get(a["id"], float("inf")):
                         first_any[a["id"]] = t
-                    if RANK.get(level, 0) >= RANK["hold"] and t < first_hold.get(a["id"], float("inf")):
+                    if rank >= RANK["hold"] and t < first_hold.get(a["id"], float("inf")):
                         first_hold[a["id"]] = t
                 continue
-            any_false = True
             day = int((t - p0) // DAY)
-            if RANK.get(level, 0) >= RANK["hold"]:
+            if rank == 0:
+                false_watch.add((row, subject, day))
+                continue
+            any_false = True
+            if rank >= RANK["hold"]:
                 any_false_hold = True
                 false_hold.add((row, subject, day))
             else:
@@ -126,6 +136,7 @@ def score(truth: dict[str, Any], incidents: Iterable[dict[str, Any]]) -> dict[st
         d["false"] += any_false
         d["false_hold_lock"] += any_false_hold
     false_notify -= false_hold
+    false_watch -= false_hold | false_notify
 
     # -- attacks ----------------------------------------------------------------------------------------
     per_type: dict[str, dict[str, Any]] = {}
@@ -163,23 +174,28 @@ def score(truth: dict[str, Any], incidents: Iterable[dict[str, Any]]) -> dict[st
     for row in [*order, PER_IP, UNKNOWN]:
         k_hold = sum(1 for r, _, _ in false_hold if r == row)
         k_notify = sum(1 for r, _, _ in false_notify if r == row)
+        k_watch = sum(1 for r, _, _ in false_watch if r == row)
         if row in (PER_IP, UNKNOWN):
-            if not k_hold and not k_notify:
+            if not k_hold and not k_notify and not k_watch:
                 continue
             days, base = None, total_days  # no accounts of their own: rates per 1,000 account-days of all
         else:
             days = accounts_per.get(row, 0) * ndays
             base = days
         cats[row] = {"accounts": accounts_per.get(row), "account_days": days,
-                     "false_hold_lock_days": k_hold, "false_notify_days": k_notify,
+                     "false_hold_lock_days": k_hold, "false_notify_days": k_notify, "false_watch_days": k_watch,
                      "false_hold_lock_per_1000": 1000 * k_hold / base if base else None,
-                     "false_notify_per_1000": 1000 * k_notify / base if base else None}
+                     "false_notify_per_1000": 1000 * k_notify / base if base else None,
+                     "false_watch_per_1000": 1000 * k_watch / base if base else None}
     acct_rows = [c for r, c in cats.items() if r not in (PER_IP, UNKNOWN)]
     h = sum(c["false_hold_lock_days"] for c in acct_rows)
     f = sum(c["false_notify_days"] for c in acct_rows)
+    w = sum(c["false_watch_days"] for c in acct_rows)
     cat_total = {"accounts": len(category), "account_days": total_days, "false_hold_lock_days": h,
-                 "false_notify_days": f, "false_hold_lock_per_1000": 1000 * h / max(1, total_days),
-                 "false_notify_per_1000": 1000 * f / max(1, total_days)}
+                 "false_notify_days": f, "false_watch_days": w,
+                 "false_hold_lock_per_1000": 1000 * h / max(1, total_days),
+                 "false_notify_per_1000": 1000 * f / max(1, total_days),
+                 "false_watch_per_1000": 1000 * w / max(1, total_days)}
     return {
         "scoring_period": truth["scoring_period"], "days": ndays, "detections_counted": counted,
         "attacks": per_type, "attacks_total": attack_total, "instances": instances,
@@ -225,14 +241,15 @@ def table(res: dict[str, Any], title: str = "") -> str:
     out.append("-" * len(hdr))
     out.append(arow("all attacks", res["attacks_total"]))
     hdr = (f"{'category':<22}{'accounts':>9}{'acct-days':>10}{'false hold/lock':>16}{'/1000':>8}"
-           f"{'false notify':>13}{'/1000':>8}")
+           f"{'false notify':>13}{'/1000':>8}{'watch only':>11}{'/1000':>8}")
     out += ["", hdr, "-" * len(hdr)]
 
     def crow(name: str, c: dict[str, Any]) -> str:
         acc = "-" if c["accounts"] is None else str(c["accounts"])
         days = "-" if c["account_days"] is None else str(c["account_days"])
         return (f"{name:<22}{acc:>9}{days:>10}{c['false_hold_lock_days']:>16}{_rate(c['false_hold_lock_per_1000']):>8}"
-                f"{c['false_notify_days']:>13}{_rate(c['false_notify_per_1000']):>8}")
+                f"{c['false_notify_days']:>13}{_rate(c['false_notify_per_1000']):>8}"
+                f"{c.get('false_watch_days', 0):>11}{_rate(c.get('false_watch_per_1000')):>8}")
 
     for name, c in res["categories"].items():
         if name not in (PER_IP, UNKNOWN):

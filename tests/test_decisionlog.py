@@ -137,6 +137,7 @@ def test_config_errors_and_defaults(tmp_path: Path) -> None:
     cfg = from_dict({"decision_log": {"path": str(tmp_path / "d.log")}, "general": {"state_dir": str(tmp_path)}})
     dl = DecisionLog.from_config(cfg)
     assert dl is not None and dl.seen.path == tmp_path / "decisionlog.state"
+    assert dl.actions == {"notify", "hold", "lock"}  # watch-level incidents are nobody's business by default
 
 
 def test_syslog_output(tmp_path: Path) -> None:

@@ -31,6 +31,7 @@ NETS: dict[str, tuple[str, int, str, float, float, str]] = {
     "41.1.1.1": ("NG", 36873, "Airtel Networks Limited", 6.52, 3.38, "Lagos"),
     "1.1.1.9": ("AU", 1221, "Telstra Limited", -33.87, 151.2, "Sydney"),
     "81.1.1.1": ("FR", 3215, "Orange S.A.", 48.85, 2.35, "Paris"),
+    "165.225.1.1": ("DE", 22616, "ZSCALER, INC.", 50.11, 8.68, "Frankfurt"),  # a work laptop's gateway
 }
 
 
@@ -211,7 +212,44 @@ def test_new_country_needs_a_mature_profile() -> None:
     eng2 = engine()
     run(eng2, history("a@x"))
     incs = run(eng2, [login("a@x", "81.1.1.1", WEEK + 10 * H)])
-    assert [(i.action, i.escalations[0]["rule"]) for i in incs] == [("notify", "new_country")]
+    assert [(i.action, i.escalations[0]["rule"]) for i in incs] == [("watch", "new_country")]
+
+
+def test_a_trip_is_watched_and_what_the_trip_network_then_does_is_judged() -> None:
+    """A new country within reach of the last familiar login is a trip: recorded at watch level, nobody told;
+    the network stays suspect, so bulk mail from it is held and a second new country is distributed use."""
+    eng = engine()
+    run(eng, history("a@x"))
+    t = WEEK + 10 * H
+    evs: list[Event] = [login("a@x", "81.1.1.1", t)]
+    evs += send("a@x", "81.1.1.1", t + timedelta(minutes=5), 3, "Q1")  # a postcard home: nothing
+    [inc] = run(eng, evs)
+    assert inc.action == "watch" and inc.evidence["new_country"] == {"known_countries": ["DE"]}
+    [inc] = run(eng, send("a@x", "81.1.1.1", t + timedelta(minutes=20), 80, "Q2"))
+    assert inc.action == "hold" and [e["level"] for e in inc.escalations] == ["watch", "hold"]
+    eng = engine()
+    run(eng, history("a@x"))
+    incs = run(eng, [login("a@x", "81.1.1.1", t), login("a@x", "200.1.1.1", t + timedelta(minutes=20))])
+    assert [i.action for i in incs] == ["lock"]
+    assert incs[0].escalations[0]["level"] == "watch"
+    # an operator who wants every trip told: one line of config
+    eng = engine({"detectors": {"account_risk": {"levels": {"new_country": "notify"}}}})
+    run(eng, history("a@x"))
+    assert [i.action for i in run(eng, [login("a@x", "81.1.1.1", t)])] == ["notify"]
+
+
+def test_a_new_work_laptop_behind_a_security_gateway_is_watched_but_its_owner_is_no_vpn_user() -> None:
+    eng = engine()
+    run(eng, history("a@x"))
+    [inc] = run(eng, [login("a@x", "165.225.1.1", WEEK + 10 * H)])
+    assert (inc.action, inc.evidence["rule"], inc.evidence["network"]["class"]) == (
+        "watch", "unfamiliar_gateway", "gateway")
+    # weeks behind the gateway make it familiar, and do not make a rented server ordinary for the account
+    days = [WEEK + timedelta(days=d, hours=h) for d in range(1, 6) for h in (9, 15)]
+    assert run(eng, [login("a@x", "165.225.1.1", x) for x in days]) == []
+    assert eng.profiles is not None
+    [inc] = run(eng, [login("a@x", "5.9.1.1", WEEK + timedelta(days=7))])
+    assert (inc.action, inc.evidence["rule"]) == ("notify", "unfamiliar_datacenter")
 
 
 def test_impossible_travel_from_a_familiar_login_notifies() -> None:

@@ -237,7 +237,7 @@ def test_docs_example_is_valid() -> None:
 # -------------------------------------------------------------------------------------- shipped file
 def test_shipped_file_parses_and_has_no_asn_in_two_classes() -> None:
     data = tomllib.loads(netclass.SHIPPED_FILE.read_text(encoding="utf-8"))
-    assert set(data) <= {"datacenter", "vpn", "anonymizer", "eyeball"}
+    assert set(data) <= {"datacenter", "vpn", "gateway", "anonymizer", "eyeball"}
     seen: dict[int, str] = {}
     for cls, table in data.items():
         assert set(table) <= {"asns", "names"}

@@ -277,6 +277,22 @@ def test_notify_policy_only_alerts(env: Env) -> None:
     assert env.calls() == [] and "SUSPICIOUS ACTIVITY" in env.store.outbox_rows()[0]["title"]
 
 
+def test_watch_records_without_alert_and_a_rise_to_notify_alerts_once(env: Env) -> None:
+    r = Responder(env.config(), env.store)
+    d = r(inc(action="watch", iid="w" * 20), True)
+    assert d is not None and d.outcome == "watch" and env.calls() == []
+    assert env.store.outbox_rows() == []
+    [s] = env.summaries()
+    assert (s["action"], s["result"]) == ("watch", "ok")
+    assert r(inc(action="watch", iid="w" * 20), False) is None  # the same level again: decided already
+    d = r(inc(minutes=3, action="notify", iid="w" * 20), False)
+    assert d is not None and d.outcome == "alert"
+    [o] = env.store.outbox_rows()
+    assert "SUSPICIOUS ACTIVITY" in o["title"]
+    sim = Responder(env.config(), None, simulate=True)
+    assert sim(inc(action="watch"), True).outcome == "watch"  # type: ignore[union-attr]
+
+
 def test_enforce_with_incomplete_lock_config_fails_at_start(env: Env) -> None:
     cfg = from_dict({"general": {"mode": "enforce"}, "response": {"lock": ["sql"]}})
     with pytest.raises(ConfigError, match="url is required"):

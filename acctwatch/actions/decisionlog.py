@@ -57,6 +57,7 @@ IDENT = "acctwatch"
 KNOWN_KEYS = frozenset({"path", "syslog", "syslog_address", "syslog_facility", "actions", "state", "state_max"})
 #: How many (incident, ip) keys the state file remembers (oldest forgotten first).
 STATE_MAX = 20_000
+ALERTING = tuple(p for p in POLICIES if p != "watch")  # the default [decision_log] actions
 
 
 def quote_account(account: str | None) -> str:
@@ -207,7 +208,7 @@ class DecisionLog:
 
     def __init__(self, path: str | os.PathLike[str] | None = None, *, syslog: bool = False,
                  syslog_address: str = "/dev/log", syslog_facility: str = "auth",
-                 actions: tuple[str, ...] = POLICIES, state: str | os.PathLike[str] | None = None,
+                 actions: tuple[str, ...] = ALERTING, state: str | os.PathLike[str] | None = None,
                  state_max: int = STATE_MAX, clock: Callable[[], datetime] | None = None) -> None:
         if path is None and not syslog:
             raise ConfigError("decision_log: give a path, or syslog = true")
@@ -243,7 +244,7 @@ class DecisionLog:
             use_syslog = False  # an explicit file (a replay) never goes to syslog
         if file_path is None and not use_syslog:
             return None
-        actions = dl.get("actions", list(POLICIES))
+        actions = dl.get("actions", list(ALERTING))
         if isinstance(actions, str):
             actions = [actions]
         if not isinstance(actions, list) or not all(a in POLICIES for a in actions):

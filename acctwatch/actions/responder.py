@@ -43,7 +43,8 @@ from .notify import Notifier, account_arg, clean, incident_message, user_message
 
 log = logging.getLogger(__name__)
 
-PAST = {"notify": "notified", "hold": "held", "lock": "locked"}
+PAST = {"watch": "watched", "notify": "notified", "hold": "held", "lock": "locked"}
+ACTING = ("hold", "lock")  # the levels that run backends
 DEFAULT_LEVELS = {"hold": ["postsuper"], "lock": ["sql", "doveadm"]}
 BREAKER_KEY = "breaker:{mode}"
 
@@ -195,15 +196,19 @@ class Responder:
         # the first decision of an incident, or an escalation to a higher level (decided once per level)
         suffix = f":{level}" if done else ""
         acct = incident.account
-        names = self._backends_for(level, acct) if level != "notify" else []
+        acting = level in ACTING
+        names = self._backends_for(level, acct) if acting else []
         lock_key = acct if acct is not None else f"incident:{incident.id}"
         d = Decision(incident.id, acct, level, "alert", self.dry_run, names)
         existing = store.get_lock(lock_key)
-        if existing is not None and level != "notify" and not self.dry_run and self._stale(existing, lock_key):
+        if existing is not None and acting and not self.dry_run and self._stale(existing, lock_key):
             existing = None
-        if level == "notify" or not names:
+        if level == "watch":
+            d.outcome = "watch"
+            d.detail = "recorded, no alert (watch level)"
+        elif not acting or not names:
             d.outcome = "alert"
-            if level != "notify":
+            if acting:
                 d.detail = f"no backend configured for level {level} ([response] {level} = [...])"
         elif acct is not None and self.is_protected(acct):
             d.outcome = "protected"
@@ -349,7 +354,7 @@ class Responder:
     def _record(self, d: Decision, incident: Any, suffix: str = "") -> None:
         """The summary audit row (the idempotency key of the incident) and the alerts, in one transaction."""
         assert self.store is not None
-        result = {"alert": "ok", "locked": "ok", "held": "ok", "partial": "partial", "failed": "failed",
+        result = {"alert": "ok", "watch": "ok", "locked": "ok", "held": "ok", "partial": "partial", "failed": "failed",
                   "would-lock": "dry-run", "would-hold": "dry-run", "protected": "skipped",
                   "already": "skipped", "breaker": "skipped"}[d.outcome]
         action = d.level if d.level != "notify" else "notify"
@@ -358,7 +363,7 @@ class Responder:
                                        incident_id=d.incident_id, detail=f"{d.outcome}: {d.detail}".strip(": "),
                                        actor=d.actor, idem_key=f"inc:{d.incident_id}:decided{suffix}",
                                        event_time=incident.last_seen)
-            if not written or self.notifier is None or d.outcome == "already":
+            if not written or self.notifier is None or d.outcome in ("already", "watch"):
                 return
             headline, done, locked = self._describe(d)
             title, body = incident_message(incident, headline, done, dry_run=d.dry_run, locked=locked,
@@ -392,9 +397,9 @@ class Responder:
         if any(x.incident_id == incident.id and LEVELS[x.level] >= LEVELS[level] for x in self.decisions[-200:]):
             return None
         acct = incident.account
-        names = self._backends_for(level, acct) if level != "notify" else []
-        d = Decision(incident.id, acct, level, "alert", True, names)
-        if level != "notify" and names:
+        names = self._backends_for(level, acct) if level in ACTING else []
+        d = Decision(incident.id, acct, level, "watch" if level == "watch" else "alert", True, names)
+        if level in ACTING and names:
             key = acct or f"incident:{incident.id}"
             t = incident.last_seen
             while self._sim_times and (t - self._sim_times[0]).total_seconds() > self.window:

@@ -5,14 +5,15 @@ from __future__ import annotations
 import click
 
 from ..app import build_engine, load_patterns
-from ..config import ConfigError, load
+from ..config import LEVELS, ConfigError, load
 from ..parsing import PatternError
 from ..replay import replay
 from ..sources.files import SourceError, describe, expand
 from ..store import Store
 from .common import Progress, emit_json, emit_jsonl, parse_time
 
-WOULD = {"lock": "would lock", "hold": "would hold mail", "notify": "would notify"}
+WOULD = {"lock": "would lock", "hold": "would hold mail", "notify": "would notify",
+         "watch": "watched (recorded, no alert)"}
 
 
 
@@ -94,7 +95,7 @@ def _table(result) -> None:  # type: ignore[no-untyped-def]
         by_acct.setdefault(inc.account or "(per IP)", []).append(inc)
     echo(f"{len(result.incidents)} incident(s) on {len(by_acct)} account(s):\n")
     for acct, incs in by_acct.items():
-        worst = max(incs, key=lambda i: ("notify", "hold", "lock").index(i.action))
+        worst = max(incs, key=lambda i: LEVELS.get(i.action, 0))
         echo(click.style(f"{acct}: {WOULD.get(worst.action, worst.action)}", bold=True))
         for inc in incs:
             when = inc.detected_at.strftime("%Y-%m-%d %H:%M:%S")

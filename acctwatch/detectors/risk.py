@@ -5,11 +5,14 @@ familiar to the account (``event.fam``). This detector turns that into levels, t
 
 * **no incident** when every network involved is familiar: a VPN laptop on the same foreign exit for weeks
   next to the phone at home is "two countries in a minute" and "impossible travel" all day, and normal;
+* **watch** (recorded, no alert; the network stays suspect, so what it does next is judged as such):
+  ``new_country`` (an unfamiliar ISP/carrier network in a country new to a mature profile, reachable from
+  the last familiar login in the time between them: a trip), ``unfamiliar_gateway`` (a cloud security
+  gateway such as Zscaler the account never used: a new work device);
 * **notify** (first sighting of an unfamiliar network): ``unfamiliar_datacenter`` (a hosting/cloud/VPN
   network the account never used and that is not a service shared by many accounts, for an account that
-  does not habitually log in through such networks), ``new_country`` (an unfamiliar ISP/carrier network in
-  a country new to a mature profile), ``impossible_travel`` (an unfamiliar network too far from the
-  account's last familiar login for the time between them);
+  does not habitually log in through such networks), ``impossible_travel`` (an unfamiliar network too far
+  from the account's last familiar login for the time between them);
 * **lock** ``distributed``: several unfamiliar networks, or several new countries, within ``window``
   (a botnet or a proxy network using the password; stricter thresholds while the profile is learning);
 * **hold** ``sends_from_reported``: a network that was reported (or acted on) sends more than
@@ -20,7 +23,7 @@ familiar to the account (``event.fam``). This detector turns that into levels, t
 * **lock** ``banned``: a success from an address fail2ban banned, from an unfamiliar network (from a
   familiar one, e.g. a shared NAT whose phone retried a stale password: notify).
 
-Each level is configurable (``levels = {rule = "notify"|"hold"|"lock"}``); ``policy`` caps them all.
+Each level is configurable (``levels = {rule = "watch"|"notify"|"hold"|"lock"}``); ``policy`` caps them all.
 Findings of one account merge into one incident whose level rises as evidence comes (``escalations``).
 """
 
@@ -33,20 +36,21 @@ from typing import Any
 
 from ..config import LEVELS, ConfigError
 from ..events import Event
+from ..netclass import HOSTED as _HOSTED
 from .auth import source_key
 from .base import Detector, Finding, Seen, duration, iso, register
 from .geo import place_of
 
 RULES: dict[str, str] = {
     "unfamiliar_datacenter": "notify",
-    "new_country": "notify",
+    "unfamiliar_gateway": "watch",
+    "new_country": "watch",
     "impossible_travel": "notify",
     "distributed": "lock",
     "sends_from_reported": "hold",
     "guessed": "lock",
     "banned": "lock",
 }
-_HOSTED = frozenset({"datacenter", "vpn", "anonymizer"})
 
 
 class _Acct:
@@ -118,7 +122,8 @@ class AccountRisk(Detector):
                 hint = f"; did you mean '{close[0]}'?" if close else f"; known: {', '.join(RULES)}"
                 raise ConfigError(f"[detectors.{self.name}] levels: unknown rule '{rule}'{hint}")
             if lvl not in LEVELS:
-                raise ConfigError(f"[detectors.{self.name}] levels.{rule}: expected notify, hold or lock, got {lvl!r}")
+                raise ConfigError(f"[detectors.{self.name}] levels.{rule}: expected one of {', '.join(LEVELS)}, "
+                                  f"got {lvl!r}")
         self.levels = {**RULES, **levels}
         self._ignore = frozenset(str(r).lower() for r in self.options["ignore_reasons"])
         self.accounts: dict[str, _Acct] = {}
@@ -268,8 +273,9 @@ class AccountRisk(Detector):
         if not fam and not v.reported and v.state != "acted-on":
             # first sighting of an unfamiliar network
             if v.cls in _HOSTED and not _hosted_user(v):
-                rules.append(("unfamiliar_datacenter",
-                              f"{acct} logged in from {ev.ip} ({_label(ev)}), a {v.cls} network ({v.key}) this "
+                what = "a cloud security gateway" if v.cls == "gateway" else f"a {v.cls}"
+                rules.append(("unfamiliar_gateway" if v.cls == "gateway" else "unfamiliar_datacenter",
+                              f"{acct} logged in from {ev.ip} ({_label(ev)}), {what} network ({v.key}) this "
                               f"account never used", {}))
             if v.country_state == "new" and not v.learning and v.cls not in _HOSTED and self._counts(acct, v):
                 rules.append(("new_country",
@@ -458,15 +464,19 @@ class AccountRisk(Detector):
         return {"network": v.to_dict(), "familiar_networks": v.familiar_networks()}
 
 
+_RENTED = _HOSTED - {"gateway"}  # networks anyone can rent (a company's security gateway is no such thing)
+
+
 def _hosted_user(v: Any) -> bool:
     """The account habitually logs in through datacenter/VPN networks (a VPN or cloud app user): for it, a
-    new one says little by itself (a datacenter's country says nothing about where the person is)."""
+    new one says little by itself (a datacenter's country says nothing about where the person is). A work
+    laptop behind a cloud security gateway does not make its owner one."""
     p = v.profile
     if p is None:
         return False
     from ..profiles import TAINTED, TRUSTED
 
-    return any(n.cls in _HOSTED and (n.flag == TRUSTED or (n.since and n.flag != TAINTED)) for n in p.nets.values())
+    return any(n.cls in _RENTED and (n.flag == TRUSTED or (n.since and n.flag != TAINTED)) for n in p.nets.values())
 
 
 def _countries(v: Any) -> list[str]:

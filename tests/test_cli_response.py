@@ -57,7 +57,8 @@ def test_lock_status_history_unlock(setup: dict[str, Any]) -> None:
     c = setup["cfg"]
     r = run("lock", "alice@example.org", "--reason", "phished, user called", "-c", c)
     assert r.exit_code == 0, r.output
-    assert "alice@example.org locked." in r.output and "acctwatch unlock alice@example.org" in r.output
+    assert "alice@example.org locked." in r.output
+    assert f"Undo with: acctwatch unlock -c {c} -- alice@example.org" in r.output  # the same config
     assert active(setup["users"]) == 0  # manual lock acts even though the daemon runs in dry-run
     r = run("lock", "alice@example.org", "--reason", "again", "-c", c)
     assert r.exit_code == 0 and "already locked" in r.output
@@ -140,7 +141,7 @@ def test_accounts_that_look_like_options_are_handled_after_double_dash(setup: di
     for acct in ("--help", "-rf@example.com"):
         r = run("lock", "--reason", "test", "-c", c, "--", acct)
         assert r.exit_code == 0, r.output
-        assert f"acctwatch unlock -- {acct}" in r.output
+        assert f"acctwatch unlock -c {c} -- {acct}" in r.output
         assert active(setup["users"], acct) == 0
         r = run("unlock", "-c", c, "--", acct)
         assert r.exit_code == 0 and f"{acct} unlocked." in r.output, r.output

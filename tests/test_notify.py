@@ -136,7 +136,7 @@ def test_email_alert_reaches_local_smtp_server(tmp_path: Path, smtp: SMTPSink) -
     assert rcpts == ["admin@example.org"]
     assert "LOCKED" in subject and "alice@example.org" in subject and "impossible_travel" in subject
     for needle in ("89.160.20.112", "81.2.69.142", "London, GB, AS20712 Andrews & Arnold", "Linköping",
-                   "2026-11-26 03:02:00 UTC", "ext: ok", "acctwatch unlock alice@example.org",
+                   "2026-11-26 03:02:00 UTC", "ext: ok", "acctwatch unlock -- alice@example.org",
                    "1450 km in 10 min"):
         assert needle in body, (needle, body)
     assert resp.notifier.deliver_pending().sent == 0  # nothing sent twice
@@ -259,7 +259,7 @@ def test_message_text_is_clean_and_complete() -> None:
     title, body = incident_message(inc, "LOCKED", ["sql: ok: value 1 -> 0"], dry_run=False, locked=True)
     assert "\x1b" not in title + body and "\u202e" not in body
     # the real name, pasteable into bash without sending the escape sequence to the terminal
-    assert "acctwatch unlock $'evil\\x1b[31m\\u202e@example.org'" in body
+    assert "acctwatch unlock -- $'evil\\x1b[31m\\u202e@example.org'" in body
     assert shell_arg("o'neil@example.org") == "'o'\"'\"'neil@example.org'"
     lines = evidence_lines(inc.evidence)
     assert any("81.2.69.142" in x and "imap" in x and "London" in x for x in lines)
@@ -284,6 +284,23 @@ def test_generated_commands_put_hostile_accounts_after_double_dash() -> None:
     assert "acctwatch unlock -- -rf@example.com" in body
     assert "acctwatch unlock --compromised -- -rf@example.com" in body
     assert "acctwatch history -- -rf@example.com" in body
+
+
+def test_generated_commands_reach_the_daemons_own_config_and_store(tmp_path: Path) -> None:
+    """An alert's undo command repeats the daemon's -c (unless it is the default file) and a --db given on its
+    command line (password masked: it is not written into mail)."""
+    from acctwatch.actions.notify import cli_options, incident_message
+    from acctwatch.config import DEFAULT_CONFIG
+
+    cfg = from_dict({"general": {"db": "sqlite:////var/lib/x.db"}}, tmp_path / "mail 2.toml")
+    assert cli_options(cfg) == f" -c '{tmp_path}/mail 2.toml'"
+    cfg.db = "postgresql://aw:s3cret@db.example/aw"
+    assert cli_options(cfg) == f" -c '{tmp_path}/mail 2.toml' --db 'postgresql://aw:***@db.example/aw'"
+    assert cli_options(from_dict({}, DEFAULT_CONFIG)) == "" and cli_options(from_dict({})) == ""
+    _t, body = incident_message(incident("a@example.org", "i-opts"), "LOCKED", ["sql: ok"], dry_run=False,
+                                locked=True, opts=" -c /etc/acctwatch/mail2.toml")
+    assert "acctwatch unlock -c /etc/acctwatch/mail2.toml -- a@example.org" in body
+    assert "acctwatch history -c /etc/acctwatch/mail2.toml -- a@example.org" in body
 
 
 def test_unlock_and_manual_lock_notices_are_sanitised(tmp_path: Path) -> None:

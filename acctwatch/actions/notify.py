@@ -53,9 +53,27 @@ def clean(text: Any) -> str:
 
 
 def account_arg(account: str) -> str:
-    """An account as the last argument of a generated command: quoted for bash, and after ``--`` when it
-    starts with '-' (an account named ``-rf@example.com`` or ``--help`` is not an option)."""
-    return ("-- " if account.startswith("-") else "") + shell_arg(account)
+    """An account as the last argument of a generated command: after ``--`` and quoted for bash (an account
+    named ``-rf@example.com`` or ``--help`` is no option)."""
+    return "-- " + shell_arg(account)
+
+
+def cli_options(config: Any) -> str:
+    """The ``-c FILE`` and ``--db URL`` a generated command needs to reach the same config and store as the
+    daemon that wrote it (``" -c /etc/acctwatch/mail2.toml"``, or ``""`` for the defaults). A store URL given
+    on the daemon's command line is repeated with its password masked (it is not written into mail)."""
+    from ..config import DEFAULT_CONFIG
+    from ..store import mask_url
+
+    out = ""
+    path = getattr(config, "path", None)
+    if path is not None and str(path) != str(DEFAULT_CONFIG):
+        out += " -c " + shell_arg(str(path))
+    db = getattr(config, "db", None)
+    raw = (getattr(config, "raw", None) or {}).get("general", {})
+    if db and db != (raw.get("db") if isinstance(raw, dict) else None):
+        out += " --db " + shell_arg(mask_url(db))
+    return out
 
 
 def shell_arg(text: str) -> str:
@@ -360,7 +378,7 @@ def evidence_lines(evidence: Any, limit: int = 30) -> list[str]:
 
 
 def incident_message(incident: Any, headline: str, done: list[str], *, dry_run: bool, locked: bool,
-                     note: str = "") -> tuple[str, str]:
+                     note: str = "", opts: str = "") -> tuple[str, str]:
     """(title, body) an admin understands at 3 a.m."""
     acct = clean(incident.account) if incident.account else "(no account: attacking IPs)"
     # the incident id in the title too: a receiver (a ticket system, a chat) can tell a repeat from a new one
@@ -395,15 +413,15 @@ def incident_message(incident: Any, headline: str, done: list[str], *, dry_run: 
     if note:
         lines += ["", clean(note)]
     if locked and incident.account:
-        lines += ["", "To undo:   acctwatch unlock " + account_arg(incident.account)
+        lines += ["", f"To undo:   acctwatch unlock{opts} " + account_arg(incident.account)
                   + "   (a false alarm: its networks become familiar for the account)",
-                  "           acctwatch unlock --compromised " + account_arg(incident.account)
+                  f"           acctwatch unlock --compromised{opts} " + account_arg(incident.account)
                   + "   (after a real compromise and a password change: learns nothing)"]
     elif incident.account:
-        lines += ["", "False alarm? acctwatch incidents false-positive " + incident.id
+        lines += ["", f"False alarm? acctwatch incidents false-positive{opts} " + incident.id
                   + "   (its networks become familiar for the account)"]
-    lines += [f"Details:   acctwatch history {account_arg(incident.account)}" if incident.account
-              else "Details:   acctwatch incidents", f"Incident:  {incident.id}"]
+    lines += [f"Details:   acctwatch history{opts} {account_arg(incident.account)}" if incident.account
+              else f"Details:   acctwatch incidents show{opts} {incident.id}", f"Incident:  {incident.id}"]
     return title, "\n".join(lines)
 
 

@@ -39,7 +39,7 @@ from ..store import Store, utcnow
 from ..store import incidents as incidents_table
 from . import lockers as lockers_mod
 from .lockers import LockContext, Locker, LockResult
-from .notify import Notifier, account_arg, clean, incident_message, user_message
+from .notify import Notifier, account_arg, clean, cli_options, incident_message, user_message
 
 log = logging.getLogger(__name__)
 
@@ -277,6 +277,7 @@ class Responder:
                              idem_key=f"breaker:{info['tripped_at']}")
             if self.notifier is not None:
                 title = f"[acctwatch] CIRCUIT BREAKER OPEN: automatic locking STOPPED after {n} locks"
+                o = cli_options(self.config)
                 body = "\n".join([
                     f"acctwatch decided {n} holds/locks within {self.window / 3600:g} h of log time "
                     f"(limit {self.max_locks}), the last at {t:%Y-%m-%d %H:%M:%S} UTC.",
@@ -286,9 +287,9 @@ class Responder:
                     "From now on NO account is locked automatically; incidents are still detected, recorded",
                     "and notified.",
                     "",
-                    "Check recent locks:   acctwatch status ; acctwatch incidents --since " + f"{t:%Y-%m-%d}",
-                    "Undo a wrong lock:    acctwatch unlock ACCOUNT",
-                    "Resume locking:       acctwatch unlock --reset-breaker",
+                    f"Check recent locks:   acctwatch status{o} ; acctwatch incidents{o} --since {t:%Y-%m-%d}",
+                    f"Undo a wrong lock:    acctwatch unlock{o} -- ACCOUNT",
+                    f"Resume locking:       acctwatch unlock --reset-breaker{o}",
                 ])
                 self.notifier.enqueue_operator(conn, f"breaker:{info['tripped_at']}", title, body)
         log.error("circuit breaker open: %d holds/locks within %g s; automatic locking stopped", n, self.window)
@@ -367,6 +368,7 @@ class Responder:
                 return
             headline, done, locked = self._describe(d)
             title, body = incident_message(incident, headline, done, dry_run=d.dry_run, locked=locked,
+                                           opts=cli_options(self.config),
                                            note=d.detail if d.outcome in ("protected", "breaker") else "")
             self.notifier.enqueue_operator(conn, f"inc:{d.incident_id}:operator{suffix}", title, body, d.incident_id)
             if (self.notify_user and locked and not d.dry_run and d.account
@@ -452,7 +454,7 @@ class Responder:
                 body = "\n".join([f"{clean(actor)} ran `acctwatch lock` on {clean(account)}: {clean(reason)}", "",
                                   *[f"  - {r.backend}: {'ok' if r.ok else 'FAILED'}: {clean(r.detail)}"
                                     for r in d.results],
-                                  "", f"To undo: acctwatch unlock {account_arg(account)}"])
+                                  "", f"To undo: acctwatch unlock{cli_options(self.config)} {account_arg(account)}"])
                 self.notifier.enqueue_operator(conn, f"manual:{level}:{account}:{utcnow().isoformat()}", title, body)
         return d
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from ..actions.notify import account_arg
+from ..actions.notify import account_arg, cli_options
 from ..config import Config, ConfigError, load
 from ..store import Store, utcnow
 from ..store import mask_url as _safe
@@ -29,7 +29,9 @@ def _open(config_path: str | None, db: str | None) -> tuple[Config, Store]:
         cfg = load(config_path)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
-    url = db or cfg.db_url
+    if db:
+        cfg.db = db  # (repeated in the commands this one suggests)
+    url = cfg.db_url
     try:
         store = Store(url)
     except Exception as exc:
@@ -120,7 +122,7 @@ def lock(account: str, reason: str, level: str, force: bool, dry_run: bool, conf
         if d.outcome == "failed" and not d.results:
             click.echo(f"  {d.detail}")
         if d.outcome in ("locked", "held", "partial"):
-            click.echo(f"Undo with: acctwatch unlock {account_arg(account)}")
+            click.echo(f"Undo with: acctwatch unlock{cli_options(cfg)} {account_arg(account)}")
     if d.outcome in ("partial", "failed", "protected"):
         raise SystemExit(1)
 
@@ -313,7 +315,7 @@ def false_positive(incident_id: str, note: str, config_path: str | None, db: str
     not unlocked by this: use `acctwatch unlock ACCOUNT` (which teaches the same)."""
     from ..actions.responder import whoami
 
-    _cfg, store = _open(config_path, db)
+    cfg, store = _open(config_path, db)
     inc = store.incident(incident_id)
     if inc is None:
         raise click.ClickException(f"no incident {incident_id!r} (or the prefix is not unique): see "
@@ -339,7 +341,7 @@ def false_positive(incident_id: str, note: str, config_path: str | None, db: str
     if taught:
         click.echo(f"Familiar for {inc['account']} from now on: {', '.join(taught)} (their networks).")
     if locked is not None:
-        click.echo(f"{inc['account']} is still {locked['level']}ed: run `acctwatch unlock "
+        click.echo(f"{inc['account']} is still {locked['level']}ed: run `acctwatch unlock{cli_options(cfg)} "
                    f"{account_arg(inc['account'])}`.")
 
 

@@ -241,7 +241,7 @@ def test_compromised_account_is_locked_kicked_reported_and_unlocked(
         assert mail.rcpt_tos == ("ops@example.test",)
         assert "geo_countries" in mail.subject
         for needle in (victim, home_ip, attacker_ip, "DE", "US", "Berlin", "New York",
-                       f"acctwatch unlock {victim}", "sql: ok: value 1 -> 0",
+                       f"acctwatch unlock -c {cfg} -- {victim}", "sql: ok: value 1 -> 0",
                        "doveadm: ok: open IMAP/POP3 sessions ended", "postsuper: ok: 1 queued message(s) put on hold"):
             assert needle in text, f"{needle!r} missing from the operator e-mail:\n{text}"
         # one alert for the compromise, even if a second detector (impossible_travel) also fired
@@ -306,7 +306,7 @@ def test_send_burst_is_held_and_released(
         print(f"\noperator e-mail:\nSubject: {mail.subject}\n\n{mail.text}")
         assert f"{n_msgs} queued message(s) put on hold" in mail.text
         assert f"{n_msgs * per_msg} recipients in the last hour (limit {BURST_RECIPIENTS_PER_HOUR})" in mail.text
-        assert f"acctwatch unlock {sender}" in mail.text
+        assert f"acctwatch unlock -c {cfg} -- {sender}" in mail.text
 
         # 6. the normal user is untouched
         wait_caught_up(server, db)

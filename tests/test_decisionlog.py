@@ -30,7 +30,8 @@ NOW = datetime(2026, 11, 26, 7, 11, 57, tzinfo=UTC)
 
 #: The documented line, as a regex (contrib/fail2ban/README.md, acctwatch/actions/decisionlog.py).
 LINE = re.compile(r'^(?P<ts>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00) acctwatch\[(?P<pid>\d+)\]: decision '
-                  r'incident=(?P<id>[0-9a-f]+) detector=(?P<det>[\w.-]+) action=(?P<action>notify|hold|lock) '
+                  r'incident=(?P<id>[0-9a-f]+) detector=(?P<det>[\w.-]+) action=(?P<action>watch|notify|hold|lock) '
+                  r'mode=(?P<mode>enforce|dry-run|replay) '
                   r'first_seen=(?P<first>\S+Z) ip=(?P<ip>[0-9a-f.:]+) account=(?P<acct>-|"(?:[^"\\]|\\.)*")$')
 
 
@@ -56,7 +57,7 @@ def test_line_format_is_the_documented_one(tmp_path: Path) -> None:
     dl(inc("user@example.org", ["192.0.2.7", "2001:DB8:0::5", "::ffff:198.51.100.4"]), True)
     lines = p.read_text().splitlines()
     assert lines[0] == (f"2026-11-26T07:11:57+00:00 acctwatch[{os.getpid()}]: decision incident=3f2a9c0d1e2b3a4c5d6e "
-                        f"detector=geo_countries action=lock first_seen=2026-11-26T07:11:40Z ip=192.0.2.7 "
+                        f"detector=geo_countries action=lock mode=enforce first_seen=2026-11-26T07:11:40Z ip=192.0.2.7 "
                         f'account="user@example.org"')
     assert [d["ip"] for d in parse(p)] == ["192.0.2.7", "2001:db8::5", "198.51.100.4"]
     assert oct(p.stat().st_mode & 0o777) == "0o640"
@@ -95,6 +96,21 @@ def test_one_line_per_incident_and_ip_also_after_restart(tmp_path: Path) -> None
     dl2(inc("b@example.org", ["192.0.2.1"], iid="0" * 20), True)  # same IP, other incident: written
     assert [r["ip"] for r in parse(p)] == ["192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.1"]
     assert dl2.written == 2
+
+
+def test_each_level_of_an_incident_is_written_with_the_mode(tmp_path: Path) -> None:
+    """An incident notified, then locked: its IPs are written again at the new level (the jail bans locks);
+    the mode is the daemon's, and a replay's file says replay."""
+    p = tmp_path / "d.log"
+    dl = DecisionLog.from_config(from_dict({"decision_log": {"path": str(p), "state": ""}}))
+    assert dl is not None and dl.mode == "dry-run"  # the default mode
+    dl(inc("a@example.org", ["192.0.2.1"], action="notify"), True)
+    dl(inc("a@example.org", ["192.0.2.1"], action="notify"), False)
+    dl(inc("a@example.org", ["192.0.2.1"], action="lock"), False)
+    assert [(r["action"], r["mode"]) for r in parse(p)] == [("notify", "dry-run"), ("lock", "dry-run")]
+    cfg = from_dict({"decision_log": {"path": str(p), "state": ""}, "general": {"mode": "enforce"}})
+    assert DecisionLog.from_config(cfg).mode == "enforce"  # type: ignore[union-attr]
+    assert DecisionLog.from_config(cfg, path=str(tmp_path / "r.log"), state="").mode == "replay"  # type: ignore[union-attr]
 
 
 def test_state_is_bounded(tmp_path: Path) -> None:
@@ -157,7 +173,7 @@ def test_syslog_output(tmp_path: Path) -> None:
         srv.close()
     # <PRI> = facility auth (4) * 8 + severity warning (4) = 36
     assert msg == (f"<36>acctwatch[{os.getpid()}]: decision incident=3f2a9c0d1e2b3a4c5d6e detector=geo_countries "
-                   f'action=lock first_seen=2026-11-26T07:11:40Z ip=192.0.2.7 account="u\\"@example.org"')
+                   f'action=lock mode=dry-run first_seen=2026-11-26T07:11:40Z ip=192.0.2.7 account="u\\"@example.org"')
 
 
 def test_write_failure_is_logged_and_retried(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

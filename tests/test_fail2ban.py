@@ -70,6 +70,8 @@ PLACES = {
     "198.51.100.1": FakeGeo("198.51.100.1", False, "US", "New York", 40.71, -74.0, 20, 7922),
     "2001:db8::7": FakeGeo("2001:db8::7", False, "BR", "São Paulo", -23.55, -46.63, 20, 28573),
     "203.0.113.5": FakeGeo("203.0.113.5", False, "DE", "Berlin", 52.52, 13.40, 20, 3320),
+    "192.0.2.9": FakeGeo("192.0.2.9", False, "DE", "Berlin", 52.52, 13.40, 20, 3320),
+    "203.0.113.9": FakeGeo("203.0.113.9", False, "AU", "Sydney", -33.87, 151.21, 20, 1221),
 }
 
 
@@ -96,11 +98,15 @@ SCENARIO = [  # (seconds after T0, account, client IP)
 
 
 def _replay_scenario(tmp: Path, decision_log: Path, store: Store | None = None,
-                     lines: list[tuple[datetime, str, str]] | None = None) -> list[Incident]:
+                     lines: list[tuple[datetime, str, str]] | None = None, mode: str = "enforce",
+                     preset: str = "seed") -> list[Incident]:
+    """The scenario through the engine with the decision-log hook, as the daemon in *mode* runs it (the seed
+    preset: two countries within a minute lock, so that its decisions are locks)."""
     log = tmp / "mail.log"
     rows = lines or [(T0 + timedelta(seconds=s), u, ip) for s, u, ip in SCENARIO]
     log.write_text("".join(_login(ts, u, ip, f"s{i}") for i, (ts, u, ip) in enumerate(rows)))
-    cfg = from_dict({"decision_log": {"path": str(decision_log), "state": ""}})
+    cfg = from_dict({"decision_log": {"path": str(decision_log), "state": ""},
+                     "general": {"mode": mode, "preset": preset}})
     eng = Engine(cfg, store=store or Store("sqlite://"), geo=Geo())
     hook = DecisionLog.from_config(cfg)
     assert hook is not None
@@ -140,21 +146,32 @@ def test_fail2ban_regex_finds_exactly_the_incidents(tmp_path: Path) -> None:
         hook(inc, True)
     hook.close()
     incidents += extra
-    rows = _regex_rows(dl, str(FILTER))
+    every = f'{FILTER}[actions="watch|notify|hold|lock", modes="enforce|dry-run|replay"]'
+    rows = _regex_rows(dl, every)
     assert len(rows) == len(dl.read_text().splitlines())  # every line matched, one match each
     assert set(rows) == _expected(incidents)
     assert "10.9.9.9" not in {ip for ip, _ in rows}
-    stats = subprocess.run([_tool("fail2ban-regex"), str(dl), str(FILTER)], capture_output=True, text=True,
+    stats = subprocess.run([_tool("fail2ban-regex"), str(dl), every], capture_output=True, text=True,
                            timeout=60, check=True).stdout
     assert f"Lines: {len(rows)} lines, 0 ignored, {len(rows)} matched, 0 missed" in stats
     assert "Year-Month-DayT24hour:Minute:Second" in stats  # the filter's own datepattern, not a guess
-    # filter parameter: only locks ban
-    locks = _regex_rows(dl, f'{FILTER}[actions="lock"]')
+    # the defaults: only locks decided in enforce mode ban (the per-IP notify line does not)
+    locks = _regex_rows(dl, str(FILTER))
     assert set(locks) == _expected([i for i in incidents if i.action == "lock"])
+    assert len(locks) == dl.read_text().count(" action=lock ")
+    assert set(_regex_rows(dl, f'{FILTER}[actions="notify|lock"]')) == set(rows)
+
+
+def test_the_default_filter_bans_nothing_decided_in_dry_run(tmp_path: Path) -> None:
+    dl = tmp_path / "decisions.log"
+    incidents = _replay_scenario(tmp_path, dl, mode="dry-run")
+    assert {i.action for i in incidents} == {"lock"} and "mode=dry-run" in dl.read_text()
+    assert _regex_rows(dl, str(FILTER)) == []
+    assert set(_regex_rows(dl, f'{FILTER}[modes="enforce|dry-run"]')) == _expected(incidents)
 
 
 def test_filter_matches_the_syslog_forms(tmp_path: Path) -> None:
-    msg = ('acctwatch[4711]: decision incident=3f2a9c0d1e2b3a4c5d6e detector=geo_countries action=lock '
+    msg = ('acctwatch[4711]: decision incident=3f2a9c0d1e2b3a4c5d6e detector=geo_countries action=lock mode=enforce '
            'first_seen=2026-11-26T07:11:40Z ip=192.0.2.7 account="user@example.org"')
     log = tmp_path / "auth.log"
     log.write_text(f"2026-11-26T07:11:57.123456+01:00 mx {msg}\n"  # rsyslog, Debian 12+ default
@@ -304,6 +321,18 @@ def test_fail2ban_bans_the_ips_acctwatch_decided(f2b: F2B, tmp_path: Path) -> No
     assert set(status.rpartition("Banned IP list:")[2].split()) == want
 
 
+def test_the_jail_bans_nobody_for_decisions_made_in_dry_run(f2b: F2B, tmp_path: Path) -> None:
+    """An admin who enables the shipped jail during the recommended dry-run week: no bans."""
+    before = f2b.banned()
+    rows = [(T0, "dave@example.org", "192.0.2.9"), (T0 + timedelta(seconds=15), "dave@example.org", "203.0.113.9")]
+    incidents = _replay_scenario(tmp_path, f2b.decisions, lines=rows, mode="dry-run")
+    assert {(i.action, tuple(i.attackers)) for i in incidents} == {("lock", ("203.0.113.9",))}
+    assert "203.0.113.9 account=\"dave@example.org\"" in f2b.decisions.read_text()
+    time.sleep(2.5)  # two polling rounds of the jail (backend polling, 1 s)
+    assert f2b.banned() == before
+    assert "203.0.113.9" not in f2b.client("status", "acctwatch")
+
+
 def test_fail2ban_reports_its_bans_to_acctwatch(f2b: F2B, tmp_path: Path) -> None:
     now = datetime.now(UTC).replace(microsecond=0)
     attacker = "203.0.113.5"
@@ -324,7 +353,7 @@ def test_fail2ban_reports_its_bans_to_acctwatch(f2b: F2B, tmp_path: Path) -> Non
     # acctwatch uses it: a successful login from the banned IP, replayed with that store
     login_at = bans[0]["ts"] + timedelta(minutes=3)
     incidents = _replay_scenario(tmp_path, tmp_path / "d.log", store=store,
-                                 lines=[(login_at, "dave@example.org", attacker)])
+                                 lines=[(login_at, "dave@example.org", attacker)], preset="familiarity")
     hits = [i for i in incidents if i.detector == "account_risk" and "banned" in i.evidence["rules"]]
     assert [(i.account, i.ips, i.action) for i in hits] == [("dave@example.org", [attacker], "lock")]
     assert hits[0].evidence["banned"]["jail"] == "postfix-sasl"

@@ -5,14 +5,17 @@ every IP in it, one line to its own file and/or to syslog. The format is a contr
 ``contrib/fail2ban/README.md`` and matched by ``contrib/fail2ban/filter.d/acctwatch.conf``)::
 
     2026-11-26T07:11:57+00:00 acctwatch[4711]: decision incident=3f2a9c0d1e2b3a4c5d6e detector=geo_countries \
-        action=lock first_seen=2026-11-26T07:11:40Z ip=192.0.2.7 account="user@example.org"
+        action=lock mode=enforce first_seen=2026-11-26T07:11:40Z ip=192.0.2.7 account="user@example.org"
 
 (one line; broken here for width)
 
 * the leading time is when acctwatch made the decision (wall clock, UTC), so fail2ban, which ignores
   lines older than its ``findtime``, bans even when acctwatch catches up on a backlog; ``first_seen`` is
   the log time of the incident's oldest evidence;
-* ``action`` is the policy decision (``notify``, ``hold``, ``lock``), also in dry-run mode;
+* ``action`` is the decision's level (``notify``, ``hold``, ``lock``; ``watch`` only when asked for), and
+  ``mode`` the mode it was made in: ``enforce``, ``dry-run`` (lines are written in dry-run too, so that a
+  jail can be tried with ``fail2ban-regex``; the shipped filter bans only ``mode=enforce action=lock`` by
+  default) or ``replay`` (``acctwatch replay --decision-log``);
 * ``ip`` is a normalised IPv4/IPv6 address (never a host name);
 * ``account`` comes last and is the only field with text from the logs (attacker-controlled: a username
   tried at a login prompt). It is a JSON string (in double quotes; ``"``, ``\\``, control and non-ASCII
@@ -22,8 +25,9 @@ every IP in it, one line to its own file and/or to syslog. The format is a contr
 Through syslog the message is the same without the leading time (the syslog daemon adds its own), with
 the ident ``acctwatch`` and the PID.
 
-A line is written once per (incident id, IP): when an incident grows (new IPs join it) only the new IPs
-are written, and a small state file (``state``, default ``<state_dir>/decisionlog.state``) keeps that true
+A line is written once per (incident id, IP, level): when an incident grows (new IPs join it) only the new
+IPs are written, when its level rises (notify -> lock) its IPs are written again with the new level, and a
+small state file (``state``, default ``<state_dir>/decisionlog.state``) keeps that true
 across restarts and log rotations. Configuration (``[decision_log]``)::
 
     path = "/var/log/acctwatch/decisions.log"   # a file (reopened after logrotate moves it)
@@ -81,15 +85,15 @@ def _iso_z(ts: datetime) -> str:
     return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def format_message(inc: Incident, ip: str) -> str:
+def format_message(inc: Incident, ip: str, mode: str = "enforce") -> str:
     """The line without the leading time and ``acctwatch[PID]:`` (what syslog gets as the message)."""
-    return (f"decision incident={inc.id} detector={inc.detector} action={inc.action} "
+    return (f"decision incident={inc.id} detector={inc.detector} action={inc.action} mode={mode} "
             f"first_seen={_iso_z(inc.first_seen)} ip={ip} account={quote_account(inc.account)}")
 
 
-def format_line(inc: Incident, ip: str, now: datetime, pid: int | None = None) -> str:
+def format_line(inc: Incident, ip: str, now: datetime, pid: int | None = None, mode: str = "enforce") -> str:
     stamp = now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00")
-    return f"{stamp} {IDENT}[{os.getpid() if pid is None else pid}]: {format_message(inc, ip)}"
+    return f"{stamp} {IDENT}[{os.getpid() if pid is None else pid}]: {format_message(inc, ip, mode)}"
 
 
 class _SeenState:
@@ -209,10 +213,12 @@ class DecisionLog:
     def __init__(self, path: str | os.PathLike[str] | None = None, *, syslog: bool = False,
                  syslog_address: str = "/dev/log", syslog_facility: str = "auth",
                  actions: tuple[str, ...] = ALERTING, state: str | os.PathLike[str] | None = None,
-                 state_max: int = STATE_MAX, clock: Callable[[], datetime] | None = None) -> None:
+                 state_max: int = STATE_MAX, clock: Callable[[], datetime] | None = None,
+                 mode: str = "enforce") -> None:
         if path is None and not syslog:
             raise ConfigError("decision_log: give a path, or syslog = true")
         self.actions = frozenset(actions)
+        self.mode = mode
         self.clock = clock or (lambda: datetime.now(UTC))
         self.file = _LogFile(Path(path)) if path is not None else None
         self.syslog: logging.handlers.SysLogHandler | None = None
@@ -260,7 +266,8 @@ class DecisionLog:
         try:
             return cls(file_path, syslog=use_syslog, syslog_address=str(dl.get("syslog_address", "/dev/log")),
                        syslog_facility=str(dl.get("syslog_facility", "auth")), actions=tuple(actions),
-                       state=state or None, state_max=limit, clock=clock)
+                       state=state or None, state_max=limit, clock=clock,
+                       mode="replay" if path is not None else config.mode)
         except OSError as exc:
             raise ConfigError(f"{where}: cannot open the decision log: {exc}") from exc
 
@@ -273,7 +280,7 @@ class DecisionLog:
             if ip is None:
                 log.warning("decision log: incident %s: %r is not an IP address, not written", inc.id, raw)
                 continue
-            key = f"{inc.id} {ip}"
+            key = f"{inc.id} {ip}" + (f" {inc.action}" if inc.action != "notify" else "")
             if key in self.seen:
                 continue
             now = now or self.clock()
@@ -284,9 +291,10 @@ class DecisionLog:
     def _emit(self, inc: Incident, ip: str, now: datetime) -> bool:
         try:
             if self.file is not None:
-                self.file.write(format_line(inc, ip, now))
+                self.file.write(format_line(inc, ip, now, mode=self.mode))
             if self.syslog is not None:
-                rec = logging.LogRecord(IDENT, logging.WARNING, __file__, 0, format_message(inc, ip), None, None)
+                rec = logging.LogRecord(IDENT, logging.WARNING, __file__, 0, format_message(inc, ip, self.mode),
+                                        None, None)
                 self.syslog.emit(rec)
         except OSError as exc:  # a full disk must not stop detection; say so loudly, retry on the next update
             log.error("decision log: cannot write decision for incident %s ip %s: %s", inc.id, ip, exc)

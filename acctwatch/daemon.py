@@ -145,6 +145,29 @@ def attach_response(engine: Engine, config: Config, store: Store) -> Any:
     return responder
 
 
+def check_response(responder: Any, config: Config, wait: float = 30.0,
+                   sleep: Callable[[float], None] = time.sleep) -> list[str]:
+    """The response backends' self-checks (``Responder.self_check``): one line per problem. A database that
+    does not answer yet (a boot where MariaDB comes up after acctwatch) is re-checked every 5 s for up to
+    *wait* seconds; any other problem is reported at once."""
+    if responder is None or not hasattr(responder, "self_check"):
+        return []
+    from .actions.lockers.sql import UNREACHABLE
+
+    t0 = time.monotonic()
+    while True:
+        problems: list[str] = responder.self_check()
+        if not problems or not all(UNREACHABLE in p for p in problems) or time.monotonic() - t0 >= wait:
+            return problems
+        log.warning("waiting for the lock backends' database: %s", problems[0])
+        sleep(5.0)
+
+
+def refuse_message(problems: list[str]) -> str:
+    return ("enforce mode: these lock backends cannot work, so acctwatch does not start (fix them, or set "
+            "[general] mode = \"dry-run\" to try without them):\n" + "\n".join(f"  {p}" for p in problems))
+
+
 class Deliverer(threading.Thread):
     """Sends the queued notifications (outbox) from a thread of its own: a slow or unreachable notification
     service never delays log processing. Woken after each commit that touched an incident."""
@@ -213,6 +236,7 @@ class Daemon:
         self.deliverer: Deliverer | None = None
         if respond:
             self.responder = attach_response(engine, config, store)
+            self._check_backends(config, at_start=True)
             self.deliverer = Deliverer()
             self.deliverer.notifier = getattr(self.responder, "notifier", None)
             if self.deliverer.notifier is not None:
@@ -222,6 +246,7 @@ class Daemon:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._reload = False
+        self.exit_code = 0
         self.on_commit: list[Callable[[list[Incident]], None]] = []
         self._batch_incidents: dict[str, Incident] = {}
         self.lines = 0
@@ -430,7 +455,7 @@ class Daemon:
             sd.stopping()
             self.close()
         log.info("stopped after %d lines, %d events", self.lines, self.events)
-        return 0
+        return self.exit_code
 
     def _lag(self) -> float | None:
         """Seconds between now and the event time of the newest line processed (how far behind the log)."""
@@ -454,6 +479,20 @@ class Daemon:
                     self.deliverer.notifier.deliver_pending()
                 except Exception:
                     log.exception("delivering notifications failed")
+
+    def _check_backends(self, config: Config, at_start: bool) -> bool:
+        """Enforce mode refuses backends that cannot work (at start: ConfigError with one line per problem);
+        dry-run says what enforce would refuse. True when all can work."""
+        problems = check_response(self.responder, config)
+        if problems and config.mode == "enforce":
+            if at_start:
+                raise ConfigError(refuse_message(problems))
+            for p in problems:
+                log.error("lock backend: %s", p)
+            return False
+        for p in problems:
+            log.warning("lock backend (dry-run; enforce mode would refuse to start): %s", p)
+        return not problems
 
     # -- SIGHUP --------------------------------------------------------------------------------------
     def reload(self) -> None:
@@ -511,6 +550,12 @@ class Daemon:
             except ConfigError as exc:
                 log.error("SIGHUP: the new response configuration is invalid, keeping the old one: %s", exc)
                 eng.hooks[:] = old_hooks
+            else:
+                if not self._check_backends(cfg, at_start=False) and cfg.mode == "enforce":
+                    log.error("SIGHUP: enforce mode with lock backends that cannot work: stopping (fix them "
+                              "and start acctwatch again)")
+                    self.exit_code = 1
+                    self._stop.set()
             if self.deliverer is not None:
                 self.deliverer.notifier = getattr(self.responder, "notifier", None)
         log.info("SIGHUP: configuration and patterns reloaded (%d detectors, %d sources)",

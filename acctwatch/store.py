@@ -221,6 +221,17 @@ def mask_url(url: str) -> str:
     return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
 
 
+#: connection errors that mean "a mistake to fix" (a wrong password, an unknown database, a missing driver),
+#: not "the database is not there yet" (refused, timed out: wait for it)
+_FATAL_CONNECT = ("password authentication failed", "access denied", "does not exist", "unknown database",
+                  "no such module", "authentication failed", "role ")
+
+
+def connect_error_is_fatal(text: str) -> bool:
+    low = text.lower()
+    return any(w in low for w in _FATAL_CONNECT)
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 

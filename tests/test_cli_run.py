@@ -103,3 +103,32 @@ def test_status_shows_how_far_the_daemon_is_behind_the_log(tmp_path: Path) -> No
     assert data["last_event_time"].startswith("2026-11-26T07:12:21") and data["lag_seconds"] > 0
     r = CliRunner().invoke(main, ["status", "-c", str(cfg)])
     assert "Log time reached by instance" in r.output and "behind now" in r.output
+
+
+def test_enforce_refuses_to_start_with_a_backend_that_cannot_work(tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]
+    """At start every lock backend checks itself: enforce exits 1 with one line per problem (no traceback);
+    dry-run starts and warns with the same lines."""
+    log = tmp_path / "mail.log"
+    log.write_text(LOG)
+    cfg = config(tmp_path, log)
+    base = cfg.read_text()
+    broken = f"""
+[response]
+lock = ["sql", "doveadm"]
+[lockers.sql]
+url = "sqlite:///{tmp_path / 'mail.db'}"
+[lockers.doveadm]
+doveadm = ["/nonexistent/doveadm"]
+"""
+    cfg.write_text(base.replace("[general]", '[general]\nmode = "enforce"') + broken)
+    r = CliRunner().invoke(main, ["run", "-c", str(cfg), "--once", "--from-start"])
+    assert r.exit_code == 1
+    assert "enforce mode: these lock backends cannot work" in r.output
+    assert "[lockers.sql]: the select statement (SELECT active FROM users WHERE email = :account): no such table" \
+        in r.output
+    assert "[lockers.doveadm]: /nonexistent/doveadm: not found" in r.output
+    assert "Traceback" not in r.output
+    cfg.write_text(base + broken)  # dry-run: runs, and says what enforce would refuse
+    r = CliRunner().invoke(main, ["run", "-c", str(cfg), "--once", "--from-start"])
+    assert r.exit_code == 0, r.output
+    assert "enforce mode would refuse to start): [lockers.doveadm]: /nonexistent/doveadm: not found" in caplog.text

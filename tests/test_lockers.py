@@ -338,3 +338,44 @@ def test_command_templates_without_shell(fake: Any) -> None:
     assert not r.ok and "exited 3" in r.detail and "boom" in r.detail
     with pytest.raises(ConfigError, match="unknown placeholder"):
         build("x", cfg({"x": {"type": "command", "lock": ["/bin/true", "{acount}"]}}))
+
+
+# -- self-checks (run at start and on SIGHUP; enforce refuses a backend that cannot work) --------------------
+def test_sql_self_check_passes_on_a_working_table_and_changes_nothing(user_db: Any) -> None:
+    url, table, eng = user_db
+    before = actives(eng, table)
+    assert sql_locker(url, table).check() == []
+    assert actives(eng, table) == before
+
+
+def test_sql_self_check_names_the_statement_that_cannot_run(user_db: Any) -> None:
+    url, table, _eng = user_db
+    lk = build("sql", cfg({"sql": {"url": url, "select": f"SELECT active FROM {table} WHERE email = :account",
+                                   "lock": f"UPDATE {table} SET enabled = 0 WHERE email = :account",
+                                   "unlock": f"UPDATE {table} SET active = :previous WHERE email = :account"}}))
+    [p] = lk.check()
+    assert p.startswith(f"the lock statement (UPDATE {table} SET enabled = 0") and "enabled" in p
+    [p] = sql_locker(url, "no_such_users_table").check()
+    assert p.startswith("the select statement") and "no_such_users_table" in p
+
+
+def test_sql_self_check_missing_driver_and_refused_connection() -> None:
+    [p] = build("sql", cfg({"sql": {"url": "mysql+mysqldb://aw:s3cret@127.0.0.1:1/mail"}})).check()
+    assert "'MySQLdb' is not installed" in p and "s3cret" not in p and "aw:***@" in p
+    [p] = build("sql", cfg({"sql": {"url": "postgresql+psycopg://aw:pw@127.0.0.1:1/mail"}})).check()
+    assert p.startswith("url postgresql+psycopg://aw:***@127.0.0.1:1/mail: cannot connect:")
+
+
+def test_program_backends_check_their_programs(fake: Any) -> None:
+    f = fake("doveadm")
+    assert build("doveadm", cfg({"doveadm": {"doveadm": [str(f.path)]}})).check() == []
+    [p] = build("doveadm", cfg({"doveadm": {"doveadm": ["/nonexistent/doveadm"]}})).check()
+    assert p.startswith("/nonexistent/doveadm: not found (install it, or set doveadm = [")
+    [p] = build("postsuper", cfg({"postsuper": {"postsuper": [str(f.path)], "postqueue": ["no-such-postqueue"]}})).check()
+    assert p.startswith("no-such-postqueue: not found in PATH")
+    assert build("postsuper", cfg({"postsuper": {"postsuper": [str(f.path)], "postqueue": False}})).check() == []
+    [p] = build("ban", cfg({"ban": {"type": "fail2ban", "jail": "x", "client": ["nope-f2b"]}})).check()
+    assert "nope-f2b" in p
+    [p] = build("cmd", cfg({"cmd": {"type": "command", "lock": [str(f.path), "{account}"],
+                                    "unlock": ["/no/unlock", "{account}"]}})).check()
+    assert p.startswith("/no/unlock: not found")

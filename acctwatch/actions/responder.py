@@ -130,6 +130,20 @@ class Responder:
                     raise
                 self.lock_config_error = str(exc)
 
+    def self_check(self) -> list[str]:
+        """Every backend of the hold and lock levels checks that it can work (driver, database, grants,
+        programs; nothing is changed): one line per problem, ``"[lockers.NAME]: what to fix"``."""
+        out = []
+        for name in dict.fromkeys(self.levels["hold"] + self.levels["lock"]):
+            try:
+                problems = self.locker(name).check()
+            except ConfigError as exc:
+                problems = [str(exc).removeprefix(f"[lockers.{name}]: ")]
+            except Exception as exc:  # a check must never crash the start
+                problems = [f"the self-check failed: {type(exc).__name__}: {exc}"]
+            out += [f"[lockers.{name}]: {p}" for p in problems]
+        return out
+
     @classmethod
     def attach(cls, engine: Any, store: Store | None = None, **kw: Any) -> Responder:
         """Build a Responder for *engine* (its config, store and queue join) and register it as a hook."""

@@ -12,7 +12,7 @@ import click
 from ..config import ConfigError, load
 from ..parsing import PatternError
 from ..sources.files import SourceError
-from ..store import Store
+from ..store import Store, connect_error_is_fatal
 from ..store import mask_url as _safe
 
 
@@ -45,10 +45,6 @@ def cli(config_path: str | None, from_start: bool, db: str | None, once: bool) -
     sys.exit(rc)
 
 
-#: connection errors that mean "the database is not there (yet)": wait for it. Anything else (a wrong
-#: password, an unknown database, a missing driver) is a mistake to fix: said at once.
-_FATAL = ("password authentication failed", "access denied", "does not exist", "unknown database",
-          "no such module", "authentication failed", "role ")
 
 
 def _start(cfg: Any, config_path: str | None, from_start: bool, once: bool) -> tuple[Store, Any]:
@@ -76,7 +72,7 @@ def _start(cfg: Any, config_path: str | None, from_start: bool, once: bool) -> t
             if store is not None:
                 store.close()
             first = str(exc.orig if getattr(exc, "orig", None) is not None else exc).splitlines()[0][:300]
-            if any(w in first.lower() for w in _FATAL):
+            if connect_error_is_fatal(first):
                 raise click.ClickException(f"cannot open the store {_safe(cfg.db_url)}: {first}\n"
                                            "Fix [general] db in the config (or --db).") from exc
             now = time.monotonic()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+import shutil
 import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -73,6 +74,30 @@ class Locker:
 
     def close(self) -> None:
         return None
+
+    def check(self) -> list[str]:
+        """Whether this backend can work at all, without changing anything: one line per problem (what to
+        fix), empty when it can. Run at start and on SIGHUP: in enforce mode a problem stops the daemon
+        (better now than at the first incident), in dry-run it is a warning."""
+        return []
+
+    def check_programs(self, *keys: str) -> list[str]:
+        """The first word of each argv option *keys* is a program that exists and may be run."""
+        out = []
+        for key in keys:
+            try:
+                argv = self.argv_option(key)
+            except ConfigError as exc:
+                out.append(str(exc))
+                continue
+            prog = argv[0]
+            found = shutil.which(prog)
+            if found is None:
+                where = "not found" if "/" in prog else "not found in PATH"
+                base = prog.rsplit("/", 1)[-1]
+                out.append(f"{prog}: {where} (install it, or set {key} = [\"/full/path/{base}\", ...] in "
+                           f"[lockers.{self.name}])")
+        return out
 
     # helpers
     def result(self, ok: bool, detail: str, changed: bool = False, **state: Any) -> LockResult:

@@ -72,6 +72,9 @@ class CommandLocker(Locker):
             return self.result(False, f"{argv[0]} exited {code}: {out}")
         return self.result(True, out[-500:] or f"{argv[0]} ok", changed=True, **state)
 
+    def check(self) -> list[str]:
+        return self.check_programs(*(k for k in ("lock", "unlock", "status") if self.options.get(k)))
+
     def lock(self, account: str | None, incident: Any) -> LockResult:
         vals = self._values(account, incident)
         return self._go("lock", account, vals, {"incident_id": vals["incident_id"], "ips": vals["ips"]})

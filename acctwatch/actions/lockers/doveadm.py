@@ -27,6 +27,9 @@ class DoveadmLocker(Locker):
             return False, f"auth cache flush failed (exit {code}): {out}"
         return True, "auth cache flushed"
 
+    def check(self) -> list[str]:
+        return self.check_programs("doveadm")
+
     def lock(self, account: str | None, incident: Any) -> LockResult:
         if account is None:
             return self.result(False, "no account")

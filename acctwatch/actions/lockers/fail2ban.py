@@ -46,6 +46,9 @@ class Fail2banLocker(Locker):
             good.append(str(ip))
         return list(dict.fromkeys(good)), skipped
 
+    def check(self) -> list[str]:
+        return self.check_programs("client")
+
     def lock(self, account: str | None, incident: Any) -> LockResult:
         ips, skipped = self._ips(incident)
         jail = self.options["jail"]

@@ -48,6 +48,9 @@ class PasswdLocker(Locker):
             return [*self.argv_option("usermod"), "-L" if lock else "-U"]
         return [*self.argv_option("passwd"), "-l" if lock else "-u"]
 
+    def check(self) -> list[str]:
+        return self.check_programs(str(self.options["tool"]), "passwd")
+
     def lock(self, account: str | None, incident: Any) -> LockResult:
         if account is None:
             return self.result(False, "no account to lock")

@@ -29,6 +29,9 @@ class PostsuperLocker(Locker):
     def __init__(self, name: str, options: dict[str, Any], ctx: LockContext) -> None:
         super().__init__(name, options, ctx)
 
+    def check(self) -> list[str]:
+        return self.check_programs("postsuper", *(() if self.options.get("postqueue") is False else ("postqueue",)))
+
     def _argv(self, key: str) -> list[str]:
         argv = self.argv_option(key)
         if self.options.get("config_dir"):

@@ -21,6 +21,28 @@ from .base import LockContext, Locker, LockResult
 log = logging.getLogger(__name__)
 
 _engines: dict[str, sa.Engine] = {}
+#: the start of a self-check line for a database that does not answer (yet): worth waiting for at boot
+UNREACHABLE = "cannot connect"
+#: an account name no mail system has (the self-check's statements match no row)
+PROBE_ACCOUNT = "acctwatch-self-check@invalid."
+_DRIVER_HINT = {
+    "pymysql": "pip install 'acctwatch[mysql]' (or apt-get install python3-pymysql)",
+    "MySQLdb": "pip install mysqlclient (or use mysql+pymysql:// with pip install 'acctwatch[mysql]')",
+    "psycopg2": "apt-get install python3-psycopg2 (or use postgresql+psycopg:// with pip install "
+                "'acctwatch[postgresql]')",
+    "psycopg": "pip install 'acctwatch[postgresql]'",
+}
+
+
+def _first_line(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None)
+    text = str(orig if orig is not None else exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:300]
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """A connection that broke (the server went away), not a statement the server refused."""
+    return isinstance(exc, sa.exc.OperationalError) and getattr(exc, "connection_invalidated", False)
 
 
 def engine_for(url: str) -> sa.Engine:
@@ -121,6 +143,49 @@ class SqlLocker(Locker):
         if n == 0:
             return self.result(False, f"the unlock statement changed no row (account {account!r} gone?)")
         return self.result(True, f"value restored to {prev!r}", changed=True)
+
+    def check(self) -> list[str]:
+        """The driver is installed, the database answers with these credentials, and the select, lock and
+        unlock statements run on its table (an account that cannot exist, inside a transaction that is rolled
+        back: columns, table and SELECT/UPDATE grants are checked, nothing changes)."""
+        from ...store import connect_error_is_fatal, mask_url
+
+        where = f"url {mask_url(self.url)}"
+        try:
+            eng = self.engine
+        except ModuleNotFoundError as exc:
+            return [f"{where}: the database driver {exc.name!r} is not installed: "
+                    f"{_DRIVER_HINT.get(exc.name or '', 'install it with pip')}"]
+        except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as exc:
+            return [f"{where}: not a usable SQLAlchemy URL ({exc})"]
+        probe = self._values(PROBE_ACCOUNT, previous=self.options["locked_value"])
+        try:
+            with eng.connect() as conn:
+                trans = conn.begin()
+                try:
+                    for key in ("select", "lock", "unlock"):
+                        try:
+                            conn.execute(self.stmts[key], _params(self.stmts[key], probe))
+                        except sa.exc.DBAPIError as exc:
+                            if _unreachable(exc):
+                                raise
+                            return [f"the {key} statement ({self.options[key]}): "
+                                    f"{_first_line(exc)} (check the statement, the table and the grants "
+                                    f"of the database user)"]
+                finally:
+                    trans.rollback()
+        except ModuleNotFoundError as exc:
+            return [f"{where}: the database driver {exc.name!r} is not installed: "
+                    f"{_DRIVER_HINT.get(exc.name or '', 'install it with pip')}"]
+        except sa.exc.DBAPIError as exc:
+            first = _first_line(exc)
+            if connect_error_is_fatal(first):
+                return [f"{where}: the database refused the connection: {first} (check the user, password "
+                        f"and database name in the URL)"]
+            return [f"{where}: {UNREACHABLE}: {first}"]
+        except Exception as exc:  # anything else the driver raises: still one line, not a traceback
+            return [f"{where}: {type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"]
+        return []
 
     def status(self, account: str) -> dict[str, Any]:
         stmt = self.stmts["select"]

@@ -371,7 +371,8 @@ def test_program_backends_check_their_programs(fake: Any) -> None:
     assert build("doveadm", cfg({"doveadm": {"doveadm": [str(f.path)]}})).check() == []
     [p] = build("doveadm", cfg({"doveadm": {"doveadm": ["/nonexistent/doveadm"]}})).check()
     assert p.startswith("/nonexistent/doveadm: not found (install it, or set doveadm = [")
-    [p] = build("postsuper", cfg({"postsuper": {"postsuper": [str(f.path)], "postqueue": ["no-such-postqueue"]}})).check()
+    ps = {"postsuper": [str(f.path)], "postqueue": ["no-such-postqueue"]}
+    [p] = build("postsuper", cfg({"postsuper": ps})).check()
     assert p.startswith("no-such-postqueue: not found in PATH")
     assert build("postsuper", cfg({"postsuper": {"postsuper": [str(f.path)], "postqueue": False}})).check() == []
     [p] = build("ban", cfg({"ban": {"type": "fail2ban", "jail": "x", "client": ["nope-f2b"]}})).check()

@@ -286,6 +286,8 @@ class Engine:
         kinds = set(self.by_kind)
         if kinds & {"queue", "delivery"}:
             kinds.add("message")
+        if self.profiles is not None:  # (the profiles record the client names of IMAP IDs: evidence)
+            kinds.add("client_id")
         return frozenset(kinds)
 
     def _load(self, store: Store) -> None:
@@ -444,6 +446,8 @@ class Engine:
                 prof.learn(ev, ev.fam)
             elif kind == "queue":
                 prof.learn_sent(ev, ev.fam, getattr(ev, "nrcpt", None) or 0)
+        if prof is not None and (ev.kind == "client_id" or (ev.kind == "login" and prof.pending_ids)):
+            prof.learn_client_id(ev)  # (an IMAP ID's client name: evidence in the profile, judged by nobody)
         return out
 
     def _finding(self, det: Detector, f: Finding) -> Incident:

@@ -14,11 +14,15 @@ Kinds:
 ``delivery``      a delivery attempt result (``to=<...>, relay=..., dsn=..., status=...``)
 ``reject``        Postfix refused something (NOQUEUE/queue-id ``reject:``)
 ``ban``           an IP banned by fail2ban (reported through ``acctwatch report-ban``)
+``client_id``     the IMAP ID a client sent (RFC 2971), as Dovecot logs it with ``imap_id_log``: claimed by
+                  the client, evidence only
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
@@ -137,8 +141,75 @@ class Ban(Event):
     jail: str | None = None
 
 
+#: an IMAP ID key as Dovecot logs it in ``key=value, key=value``: a key starts the text or follows ", "
+_ID_KEY_RE = re.compile(r"(?:^|, )([A-Za-z0-9_-]{1,30})=")
+#: longest client name / version kept (Dovecot itself cuts each value near 80 characters with "...")
+MAX_ID_NAME = 64
+MAX_ID_VERSION = 32
+
+
+def clean_id_value(value: str | None, limit: int = MAX_ID_NAME) -> str | None:
+    """An IMAP ID value made safe to store and show: control, format (bidi overrides such as U+202E),
+    separator and private-use characters become "?", whitespace runs one space, at most *limit* characters
+    (then "..."); None when nothing is left or the client sent NIL (Dovecot logs it as the word ``NIL``)."""
+    if value is None:
+        return None
+    out = []
+    for ch in value[: limit * 4]:
+        if ch.isspace():
+            out.append(" ")
+        elif ch.isprintable() and unicodedata.category(ch) not in ("Cf", "Co", "Cs"):
+            out.append(ch)
+        else:
+            out.append("?")
+    text = " ".join("".join(out).split())
+    if not text or text == "NIL":
+        return None
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def id_fields(params: str) -> tuple[str | None, str | None]:
+    """(name, version) from Dovecot's ``name=Thunderbird, version=115.3, os=Linux``.
+
+    Dovecot writes keys and values raw (only control characters become "?"), so ", version=9" inside a
+    name cannot be told from a real key: the first ``name``/``version`` key (any case) wins, each value runs
+    to the next ``, key=``. It is the client's own claim either way; the account never comes from here."""
+    found: dict[str, str] = {}
+    keys = list(_ID_KEY_RE.finditer(params))
+    for i, m in enumerate(keys):
+        k = m.group(1).lower()
+        if k in ("name", "version") and k not in found:
+            end = keys[i + 1].start() if i + 1 < len(keys) else len(params)
+            found[k] = params[m.end():end]
+    return (clean_id_value(found.get("name"), MAX_ID_NAME),
+            clean_id_value(found.get("version"), MAX_ID_VERSION))
+
+
+@dataclass(slots=True, kw_only=True)
+class ClientId(Event):
+    """Dovecot ``imap_id_log``: ``ID sent: name=..., version=...``. Before login (``imap-login``) the line has
+    the client address and the session but no account (its ``user=<>`` is at most the name of a failed
+    attempt, never taken); after login (``imap(user)<pid><session>``) it has the account and the session
+    but no address. ``params`` is the logged list as Dovecot wrote it (cut); ``name`` and ``version`` are
+    taken from it, cleaned and bounded (:func:`id_fields`)."""
+
+    kind: ClassVar[str] = "client_id"
+    session: str | None = None
+    local_ip: str | None = None
+    params: str | None = None
+    name: str | None = None
+    version: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.params is not None and self.name is None and self.version is None:
+            self.name, self.version = id_fields(self.params)
+        else:
+            self.name = clean_id_value(self.name, MAX_ID_NAME)
+            self.version = clean_id_value(self.version, MAX_ID_VERSION)
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
-    cls.kind: cls for cls in (Login, AuthFailure, Message, QueueEntry, Delivery, Reject, Ban)
+    cls.kind: cls for cls in (Login, AuthFailure, Message, QueueEntry, Delivery, Reject, Ban, ClientId)
 }
 EVENT_KINDS = tuple(EVENT_TYPES)
 

@@ -270,7 +270,8 @@ def classify_program(program: str, msg: str) -> tuple[str, str, str | None, str]
     Dovecot is seen in three framings: syslog (``dovecot: imap-login: msg``, sometimes doubled as
     ``dovecot[1]: dovecot: auth(default): msg``), ``log_path`` files (program ``imap-login``, then
     ``Info: msg``) and 2.4 event prefixes (``auth(user,ip,sasl:plain)<session>: Info: sql: ...``). For the
-    last one the whole prefix is kept at the start of the message, because it carries the user and the IP.
+    last one the whole prefix is kept at the start of the message, because it carries the user and the IP;
+    so is the ``imap(user)<pid><session>`` prefix of an ``ID sent:`` line (``imap_id_log`` after login).
     """
     if program.startswith("postfix"):
         parts = program.split("/")
@@ -316,6 +317,10 @@ def classify_program(program: str, msg: str) -> tuple[str, str, str | None, str]
         args = prefix[len(base):].partition(")")[0]
         if "," in args:  # 2.4 event prefix with user and IP: keep it for the patterns
             msg = f"{prefix}: {msg}"
+    elif base == "imap" and prefix != base and msg.startswith("ID sent: "):
+        # imap_id_log after login: the mail process prefix "imap(user)<pid><session>" is Dovecot's record of
+        # the logged-in account and session (the ID text after it is the client's): keep it for the pattern
+        msg = f"{prefix}: {msg}"
     return "dovecot", base, LOGIN_SERVICE.get(base), msg
 
 
@@ -590,7 +595,7 @@ class ExampleResult:
 #: user name) to make an unbounded part of a regex try every split
 HOSTILE_TOKENS = ("; from=<", "> to=<", "> proto=", " proto=", " helo=<", "; ", ", ", ": ", "=<", "<", ">",
                   "[", "]", "(", ")", " ", "a", "=", ",", ";", ":", "user=<", ", rip=", ", lip=",
-                  "sasl_username=", "sasl_method=", ", method=", "]: ", "a[1.2.3.4]")
+                  "sasl_username=", "sasl_method=", ", method=", "]: ", "a[1.2.3.4]", ": user=<", ", name=")
 
 
 def cost_problems(patterns: PatternSet, size: int = 2000, max_growth: float = 3.0,
@@ -611,7 +616,8 @@ def cost_problems(patterns: PatternSet, size: int = 2000, max_growth: float = 3.
             h = split_header(ex.line)
             if h is None:
                 continue
-            msg = h.msg
+            cls = classify_program(h.program, h.msg)
+            msg = cls[3] if cls is not None else h.msg  # (the message the patterns are given)
             m = pat.regex.match(msg)
             if m is None:
                 continue

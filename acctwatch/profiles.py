@@ -3,7 +3,8 @@
 Every successful login (IMAP, POP3, ManageSieve, SMTP AUTH submission) teaches its account's profile the
 *network* it came from (``acctwatch.netclass``: the ASN of an ISP or carrier, the /24 or /48 inside a
 datacenter), its country and its client identity as far as the logs carry one (service and authentication
-method: imap/PLAIN, submission/LOGIN, pop3/XOAUTH2; shown in evidence). A network becomes **familiar** only when
+method: imap/PLAIN, submission/LOGIN, pop3/XOAUTH2; and the client names of Dovecot's ``imap_id_log`` lines,
+Thunderbird, K-9 Mail: shown in evidence, never judged). A network becomes **familiar** only when
 it keeps coming back: seen on ``familiar_occasions`` separate occasions at least ``occasion_gap`` apart
 (a VPN exit used every day, the home DSL line, the office), and never while it was part of an incident
 that was acted on (hold/lock). A network that was part of a notified incident is *reported*: it becomes
@@ -48,6 +49,15 @@ DEFAULTS: dict[str, Any] = {
 DURATIONS = ("occasion_gap", "reported_quarantine", "learn_period", "retention")
 DAY = 86400.0
 MAX_ACCOUNTS = 500_000
+#: IMAP ID client names kept per account (the least recently seen is forgotten)
+MAX_CLIENT_IDS = 16
+#: an ID sent before login waits this long (event time) for the Login line of its session, and at most
+#: this many wait at once (clients that send ID and never log in: scanners)
+PENDING_ID_AGE = 600.0
+MAX_PENDING_IDS = 10_000
+#: the key of the profiles' own state (IDs waiting for their login) among the saved per-account rows: no
+#: account is empty (the parser turns an empty user name into no account)
+GLOBAL_ROW = ""
 
 # flags of a network in a profile
 NONE, REPORTED, TAINTED, TRUSTED = 0, 1, 2, 3
@@ -113,7 +123,7 @@ class Net:
 
 
 class Profile:
-    __slots__ = ("clients", "countries", "day", "day_bad", "day_sum", "first", "last", "logins", "nets",
+    __slots__ = ("clients", "countries", "day", "day_bad", "day_sum", "first", "ids", "last", "logins", "nets",
                  "peak_day", "peak_day_t")
 
     def __init__(self, t: float) -> None:
@@ -124,6 +134,9 @@ class Profile:
         self.countries: dict[str, Net] = {}  # the same bookkeeping, per country
         # client identities the logs carry: "service/method" (imap/PLAIN, submission/LOGIN, pop3/XOAUTH2)
         self.clients: dict[str, list[float]] = {}  # -> [first, last, count]
+        # client names the IMAP ID carries (Dovecot imap_id_log; cleaned, bounded): claimed by the client,
+        # evidence only -> [first, last, sessions, last version, last session]
+        self.ids: dict[str, list[Any]] = {}
         # sending from familiar networks: recipients per UTC day; the peak of the *completed* days is history
         self.day = -1
         self.day_sum = 0
@@ -132,11 +145,14 @@ class Profile:
         self.peak_day_t = 0.0
 
     def row(self) -> dict[str, Any]:
-        return {"first": self.first, "last": self.last, "logins": self.logins,
-                "nets": {k: n.row() for k, n in self.nets.items()},
-                "countries": {k: n.row() for k, n in self.countries.items()},
-                "clients": {k: [v[0], v[1], int(v[2])] for k, v in self.clients.items()},
-                "send": [self.day, self.day_sum, self.peak_day, self.peak_day_t, self.day_bad]}
+        d = {"first": self.first, "last": self.last, "logins": self.logins,
+             "nets": {k: n.row() for k, n in self.nets.items()},
+             "countries": {k: n.row() for k, n in self.countries.items()},
+             "clients": {k: [v[0], v[1], int(v[2])] for k, v in self.clients.items()},
+             "send": [self.day, self.day_sum, self.peak_day, self.peak_day_t, self.day_bad]}
+        if self.ids:
+            d["ids"] = {k: list(v) for k, v in self.ids.items()}
+        return d
 
     @classmethod
     def from_row(cls, d: dict[str, Any]) -> Profile:
@@ -146,6 +162,7 @@ class Profile:
         p.nets = {k: Net.from_row(v) for k, v in d.get("nets", {}).items()}
         p.countries = {k: Net.from_row(v) for k, v in d.get("countries", {}).items()}
         p.clients = {k: [float(v[0]), float(v[1]), float(v[2])] for k, v in d.get("clients", {}).items()}
+        p.ids = {str(k): [float(v[0]), float(v[1]), int(v[2]), v[3], v[4]] for k, v in d.get("ids", {}).items()}
         s = d.get("send") or [-1, 0, 0, 0, False]
         p.day, p.day_sum, p.peak_day, p.peak_day_t = int(s[0]), int(s[1]), int(s[2]), float(s[3])
         p.day_bad = bool(s[4]) if len(s) > 4 else False
@@ -161,8 +178,8 @@ class Verdict:
     incident, not familiar), ``acted-on`` (part of a held/locked incident), ``new`` (never seen).
     """
 
-    __slots__ = ("client", "client_state", "cls", "country", "country_state", "key", "learning", "net", "profile",
-                 "provider", "reported", "since", "source", "state")
+    __slots__ = ("client", "client_name", "client_name_state", "client_state", "cls", "country", "country_state",
+                 "key", "learning", "net", "profile", "provider", "reported", "since", "source", "state")
 
     def __init__(self, key: str, cls: str, provider: str | None, source: str, country: str | None,
                  state: str, since: float, reported: bool, country_state: str, learning: bool,
@@ -181,6 +198,9 @@ class Verdict:
         self.net = net
         self.client: str | None = None
         self.client_state = "none"
+        #: the client name of the IMAP ID its session sent before login (Dovecot imap_id_log), if any
+        self.client_name: str | None = None
+        self.client_name_state = "none"
 
     @property
     def familiar(self) -> bool:
@@ -198,6 +218,9 @@ class Verdict:
         if self.client:
             d["client"] = self.client
             d["client_state"] = self.client_state
+        if self.client_name:
+            d["client_name"] = self.client_name
+            d["client_name_state"] = self.client_name_state
         if p is not None:
             d["profile_since"] = _iso(p.first)
             d["profile_logins"] = p.logins
@@ -255,6 +278,9 @@ class Profiles:
         self.shared: dict[str, int] = {}  # network key -> accounts it is familiar to
         self.track_changes = True
         self._dirty: set[str] = set()
+        #: IMAP IDs sent before login, waiting for the Login of their session: session -> [t, ip, name, version]
+        self.pending_ids: dict[str, list[Any]] = {}
+        self._pending_dirty = False
         self.now = 0.0
         self._swept = -1
 
@@ -274,8 +300,11 @@ class Profiles:
         country = g.country if g is not None and not g.internal else None
         p = self.accounts.get(ev.account.lower() if ev.account else "")
         if p is None:
-            return Verdict(key, info.cls, info.provider, info.source, country, self._unknown(None, key, info),
-                           0.0, False, "new", True, None, None)
+            v = Verdict(key, info.cls, info.provider, info.source, country, self._unknown(None, key, info),
+                        0.0, False, "new", True, None, None)
+            if self.pending_ids:
+                self._judge_name(v, None, ev)
+            return v
         n = p.nets.get(key)
         reported = False
         since = 0.0
@@ -307,7 +336,31 @@ class Profiles:
             v.client = client
             c = p.clients.get(client)
             v.client_state = "new" if c is None else ("familiar" if c[2] >= self.need else "seen")
+        if self.pending_ids:
+            self._judge_name(v, p, ev)
         return v
+
+    def _judge_name(self, v: Verdict, p: Profile | None, ev: Any) -> None:
+        """The client name the login's session sent in an IMAP ID before login, and whether the account's
+        profile knows it (evidence only)."""
+        pend = self._pending_for(ev)
+        if pend is None:
+            return
+        v.client_name = pend[2]
+        e = p.ids.get(pend[2]) if p is not None else None
+        v.client_name_state = "new" if e is None else ("familiar" if e[2] >= self.need else "seen")
+
+    def _pending_for(self, ev: Any) -> list[Any] | None:
+        """The IMAP ID sent before login in *ev*'s session from *ev*'s address (a login line), if any."""
+        session = getattr(ev, "session", None)
+        if not session or ev.kind != "login":
+            return None
+        pend = self.pending_ids.get(session)
+        if pend is None or (pend[1] is not None and pend[1] != ev.ip):
+            return None  # (a session id seen from another address: not this connection)
+        if pend[0] < ev.ts.timestamp() - PENDING_ID_AGE:
+            return None  # (too old: forgotten at the next learning step)
+        return pend
 
     def _unknown(self, p: Profile | None, key: str, info: Any, default: str = "new") -> str:
         """State of a network this profile does not know as familiar: a shared service, another network of
@@ -376,6 +429,73 @@ class Profiles:
                 if len(p.countries) > self.max_countries:
                     self._drop_oldest(p.countries, verdict.country, count_shared=False)
             self._see(c, t, verdict.country, count_shared=False)
+        if self.track_changes:
+            self._dirty.add(acct)
+
+    def learn_client_id(self, ev: Any) -> None:
+        """Dovecot's ``imap_id_log``: the client name an IMAP ID claims, recorded in its account's profile.
+
+        An ID sent after login (``client_id`` event with the account, from the mail process prefix) goes to
+        that account; one sent before login (no account: the line has the address and the session) waits
+        for the Login of the same session from the same address (``ev`` a ``login`` event), at most
+        ``PENDING_ID_AGE`` of event time. A name is counted once per session (both IDs of one connection
+        are one). Only an existing profile records it: an ID never creates a profile nor changes its
+        logins, times or networks (what the rules judge), and it is never judged itself."""
+        t = ev.ts.timestamp()
+        pend = self.pending_ids
+        if pend:
+            self._expire_pending(t)
+        if ev.kind == "login":
+            hit = self._pending_for(ev)
+            if hit is None:
+                return
+            del pend[ev.session]
+            if self.track_changes:
+                self._pending_dirty = True
+            if ev.account:
+                self._record_id(ev.account, hit[2], hit[3], ev.session, t)
+            return
+        name = getattr(ev, "name", None)
+        if name is None:
+            return
+        if ev.account:
+            self._record_id(ev.account, name, ev.version, ev.session, t)
+        elif ev.session:
+            pend.pop(ev.session, None)  # (re-inserted: the dict stays in time order)
+            pend[ev.session] = [t, ev.ip, name, ev.version]
+            if len(pend) > MAX_PENDING_IDS:
+                del pend[next(iter(pend))]
+            if self.track_changes:
+                self._pending_dirty = True
+
+    def _expire_pending(self, t: float) -> None:
+        pend = self.pending_ids
+        limit = t - PENDING_ID_AGE
+        while pend:
+            first = next(iter(pend))
+            if pend[first][0] >= limit:
+                break
+            del pend[first]
+            if self.track_changes:
+                self._pending_dirty = True
+
+    def _record_id(self, account: str, name: str, version: str | None, session: str | None, t: float) -> None:
+        acct = account.lower()
+        p = self.accounts.get(acct)
+        if p is None:
+            return
+        e = p.ids.get(name)
+        if e is None:
+            if len(p.ids) >= MAX_CLIENT_IDS:  # bounded: forget the least recently seen
+                del p.ids[min(p.ids, key=lambda k: p.ids[k][1])]
+            e = p.ids[name] = [t, t, 0, None, None]
+        if session is None or e[4] != session:
+            e[2] += 1
+        if t > e[1]:
+            e[1] = t
+        if version is not None:
+            e[3] = version
+        e[4] = session
         if self.track_changes:
             self._dirty.add(acct)
 
@@ -585,14 +705,23 @@ class Profiles:
     def export_changes(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for acct in self._dirty:
+            if acct == GLOBAL_ROW:
+                continue
             p = self.accounts.get(acct)
             out[acct] = None if p is None else p.row()
+        if self._pending_dirty or GLOBAL_ROW in self._dirty:
+            out[GLOBAL_ROW] = ({"pending_ids": [[k, *v] for k, v in self.pending_ids.items()]}
+                               if self.pending_ids else None)
+            self._pending_dirty = False
         self._dirty.clear()
         return out
 
     def import_rows(self, rows: dict[str, Any]) -> None:
         for acct, d in sorted(rows.items()):
             if not isinstance(d, dict):
+                continue
+            if acct == GLOBAL_ROW:
+                self.pending_ids = {str(r[0]): [float(r[1]), r[2], r[3], r[4]] for r in d.get("pending_ids", [])}
                 continue
             p = Profile.from_row(d)
             self.accounts[acct] = p
@@ -631,4 +760,7 @@ class Profiles:
                 "countries": [entry(k, n, False) for k, n in countries],
                 "clients": [{"client": k, "first_seen": _iso(v[0]), "last_seen": _iso(v[1]), "logins": int(v[2])}
                             for k, v in sorted(p.clients.items(), key=lambda kv: -kv[1][2])],
+                "client_names": [{"name": k, "version": v[3], "first_seen": _iso(v[0]), "last_seen": _iso(v[1]),
+                                  "sessions": int(v[2])}
+                                 for k, v in sorted(p.ids.items(), key=lambda kv: (-kv[1][2], kv[0]))],
                 "sending_peak_recipients_per_day": self.sending_peak(p, self.now or p.last)}

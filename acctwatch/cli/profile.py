@@ -75,6 +75,12 @@ def profile(account: str, config_path: str | None, db: str | None, as_json: bool
         click.echo("\nClients (service/method):")
         for c in view["clients"]:
             click.echo(f"  {c['client']:<22} {c['logins']:>6} logins, last {c['last_seen'][:16]}")
+    if view.get("client_names"):
+        click.echo("\nClient names (IMAP ID, as the client claims; Dovecot imap_id_log):")
+        for c in view["client_names"]:
+            version = f" {c['version']}" if c.get("version") else ""
+            click.echo(f"  {c['name'] + version:<30} {c['sessions']:>6} sessions, first {c['first_seen'][:16]}, "
+                       f"last {c['last_seen'][:16]}")
     if pending:
         click.echo("\nOperator decisions:")
         for r in pending:

@@ -380,3 +380,80 @@ def test_program_backends_check_their_programs(fake: Any) -> None:
     [p] = build("cmd", cfg({"cmd": {"type": "command", "lock": [str(f.path), "{account}"],
                                     "unlock": ["/no/unlock", "{account}"]}})).check()
     assert p.startswith("/no/unlock: not found")
+
+
+# -- sasl_hold (check_sasl_access: a hold that also holds what is submitted later) --------------------------
+def _sasl_hold(fake: Any, tmp_path: Path, **extra: Any) -> tuple[Any, Any, Any, Any, Any, Path]:
+    pm, ps, pq, pc = fake("postmap"), fake("postsuper"), fake("postqueue"), fake("postcat")
+    path = tmp_path / "acctwatch_sasl_hold"
+    path.write_text("# the admin's own entries stay\nboss@example.org OK\n")
+    lk = build("hold", cfg({"hold": {"type": "sasl_hold", "map": str(path), "postmap": [str(pm.path)],
+                                     "postsuper": [str(ps.path)], "postqueue": [str(pq.path)],
+                                     "postcat": [str(pc.path)], **extra}}))
+    return lk, pm, ps, pq, pc, path
+
+
+def test_sasl_hold_adds_the_account_and_rebuilds_the_map(fake: Any, tmp_path: Path) -> None:
+    lk, pm, _ps, _pq, _pc, path = _sasl_hold(fake, tmp_path, map_type="lmdb")
+    assert lk.check() == []
+    r = lk.lock("Alice@Example.org", incident())
+    assert r.ok and r.changed and r.state["added"] is True, r.detail
+    assert path.read_text().splitlines()[-1].startswith("alice@example.org HOLD acctwatch incident inc")
+    assert path.read_text().startswith("# the admin's own entries stay\nboss@example.org OK\n")
+    assert pm.argvs() == [[f"lmdb:{path}"]]
+    again = lk.lock("alice@example.org", incident())
+    assert again.ok and not again.changed and again.state["added"] is False  # not twice, and not ours to undo
+    assert path.read_text().count("alice@example.org") == 1
+    for bad in ("-x@example.org", "#x@example.org", "a b@example.org"):
+        assert not lk.lock(bad, incident()).ok
+    assert "#x" not in path.read_text()
+
+
+@pytest.mark.parametrize("delete", [False, True])
+def test_sasl_hold_release_takes_out_only_its_entry_and_only_the_accounts_later_mail(
+        fake: Any, tmp_path: Path, delete: bool) -> None:
+    lk, pm, ps, pq, pc, path = _sasl_hold(fake, tmp_path)
+    r = lk.lock("alice@example.org", incident())
+    since = r.state["since"]
+    queue = [
+        {"queue_name": "hold", "queue_id": "AAAA111111", "sender": "alice@example.org", "arrival_time": since + 5},
+        {"queue_name": "hold", "queue_id": "BBBB222222", "sender": "forged@example.net", "arrival_time": since + 6},
+        {"queue_name": "hold", "queue_id": "CCCC333333", "sender": "bob@example.org", "arrival_time": since + 7},
+        {"queue_name": "hold", "queue_id": "DDDD444444", "sender": "alice@example.org",
+         "arrival_time": since - 3600},  # held before: someone else's decision
+        {"queue_name": "deferred", "queue_id": "EEEE555555", "sender": "alice@example.org", "arrival_time": since},
+    ]
+    pq.set("\n".join(json.dumps(q) for q in queue) + "\n")
+    pc.set("*** ENVELOPE RECORDS hold/BBBB222222 ***\nnamed_attribute: sasl_username=alice@example.org\n"
+           "sender: forged@example.net\n*** ENVELOPE RECORDS hold/CCCC333333 ***\n"
+           "named_attribute: sasl_username=bob@example.org\n")
+    u = lk.unlock("alice@example.org", r.state, delete_held=delete)
+    assert u.ok, u.detail
+    assert "alice@example.org" not in path.read_text() and "boss@example.org OK" in path.read_text()
+    assert pc.argvs() == [["-e", "-q", "BBBB222222", "CCCC333333"]]
+    assert ps.argvs() == [["-d" if delete else "-H", "-"]]
+    assert ps.calls()[0]["stdin"].split() == ["AAAA111111", "BBBB222222"]
+    assert f"2 message(s) held meanwhile {'deleted' if delete else 'released'}" in u.detail
+    assert pm.argvs()[-1] == [f"hash:{path}"]
+
+
+def test_sasl_hold_unlock_leaves_an_entry_it_did_not_add(fake: Any, tmp_path: Path) -> None:
+    lk, _pm, _ps, _pq, _pc, path = _sasl_hold(fake, tmp_path)
+    path.write_text("alice@example.org HOLD the admin's own\n")
+    r = lk.lock("alice@example.org", incident())
+    assert r.ok and not r.state["added"]
+    assert lk.unlock("alice@example.org", r.state).ok
+    assert path.read_text() == "alice@example.org HOLD the admin's own\n"
+
+
+def test_sasl_hold_config_and_self_check(fake: Any, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="map is required"):
+        build("hold", cfg({"hold": {"type": "sasl_hold"}}))
+    with pytest.raises(ConfigError, match="map_type must be one of"):
+        build("hold", cfg({"hold": {"type": "sasl_hold", "map": "/etc/postfix/x", "map_type": "mysql"}}))
+    lk, *_ = _sasl_hold(fake, tmp_path)
+    missing = build("hold", cfg({"hold": {"type": "sasl_hold", "map": str(tmp_path / "nope"),
+                                          "postmap": lk.options["postmap"], "postsuper": lk.options["postsuper"],
+                                          "postqueue": lk.options["postqueue"], "postcat": lk.options["postcat"]}}))
+    [p] = missing.check()
+    assert p.startswith(f"{tmp_path / 'nope'} does not exist: create it (touch ") and "check_sasl_access" in p

@@ -473,7 +473,7 @@ class Responder:
         return d
 
     def unlock_account(self, account: str, *, actor: str | None = None, reason: str = "",
-                       learn: bool = True) -> Decision:
+                       learn: bool = True, delete_held: bool = False) -> Decision:
         """Undo exactly what was done (backends in reverse order); failed ones stay in the lock record.
 
         With *learn* (the default: the lock was a false alarm) the addresses of the account's open incidents
@@ -488,11 +488,15 @@ class Responder:
                         "See `acctwatch history " + account + "`")
             return d
         d.incident_id = row["incident_id"]
+        if row["level"] == "hold":
+            d.level = "release"  # (the end of a hold: its mail flows again)
         states: dict[str, Any] = dict(row["backends"])
         d.backends = list(states)
         for name in reversed(list(states)):
             try:
-                r = self.locker(name).unlock(account, states[name] or {})
+                lk = self.locker(name)
+                r = (lk.unlock(account, states[name] or {}, delete_held=True)  # type: ignore[call-arg]
+                     if delete_held and lk.holds_mail else lk.unlock(account, states[name] or {}))
             except Exception as exc:
                 r = LockResult(name, False, False, {}, f"{type(exc).__name__}: {exc}")
             d.results.append(r)

@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "run": "run",
     "lock": "response:lock",
     "unlock": "response:unlock",
+    "release": "response:release",
     "status": "response:status",
     "history": "response:history",
     "incidents": "response:incidents",

@@ -134,17 +134,40 @@ def lock(account: str, reason: str, level: str, force: bool, dry_run: bool, conf
 @click.option("--compromised", is_flag=True,
               help="It was a real compromise (the password has been changed): learn nothing. Without it, the "
               "incident's networks become familiar for ACCOUNT (a false alarm is not raised again).")
+@click.option("--delete-held", is_flag=True,
+              help="Delete the mail acctwatch held for ACCOUNT (the spam run) instead of releasing it.")
 @_config_opt
 @_db_opt
 @_json_opt
-def unlock(account: str | None, reason: str, reset_breaker: bool, compromised: bool, config_path: str | None,
-           db: str | None, as_json: bool) -> None:
+def unlock(account: str | None, reason: str, reset_breaker: bool, compromised: bool, delete_held: bool,
+           config_path: str | None, db: str | None, as_json: bool) -> None:
     """Undo what acctwatch did to ACCOUNT (restores saved values, releases held mail, unbans IPs).
 
     By default the unlock teaches ACCOUNT's familiarity profile that the incident's networks are its
     owner's; pass --compromised after a real attack."""
     if not account and not reset_breaker:
         raise click.UsageError("give the ACCOUNT to unlock (or --reset-breaker)")
+    _unlock(account, reason, reset_breaker, compromised, delete_held, config_path, db, as_json)
+
+
+@click.command("release")
+@click.argument("account")
+@click.option("--reason", default="", help="Why (goes to the audit trail).")
+@click.option("--delete-held", is_flag=True,
+              help="Delete the held mail (a spam run) instead of sending it.")
+@click.option("--compromised", is_flag=True, help="It was a real compromise: learn nothing (as unlock).")
+@_config_opt
+@_db_opt
+@_json_opt
+def release(account: str, reason: str, delete_held: bool, compromised: bool, config_path: str | None,
+            db: str | None, as_json: bool) -> None:
+    """End the hold of ACCOUNT: new mail flows again, and the mail held meanwhile is sent (or deleted with
+    --delete-held). The same as `acctwatch unlock` (which also ends a lock)."""
+    _unlock(account, reason, False, compromised, delete_held, config_path, db, as_json)
+
+
+def _unlock(account: str | None, reason: str, reset_breaker: bool, compromised: bool, delete_held: bool,
+            config_path: str | None, db: str | None, as_json: bool) -> None:
     cfg, store = _open(config_path, db)
     resp = _responder(cfg, store)
     out: dict[str, Any] = {}
@@ -156,13 +179,14 @@ def unlock(account: str | None, reason: str, reset_breaker: bool, compromised: b
                        else "The circuit breaker was not open.")
     code = 0
     if account:
-        d = resp.unlock_account(account, reason=reason, learn=not compromised)
+        d = resp.unlock_account(account, reason=reason, learn=not compromised, delete_held=delete_held)
         out.update(d.to_dict())
         if not as_json:
             if d.outcome == "not-locked":
                 click.echo(d.detail)
             elif d.outcome == "unlocked":
-                click.echo(f"{account} unlocked.")
+                click.echo(f"{account} released: its mail flows again." if d.level == "release"
+                           else f"{account} unlocked.")
             else:
                 click.echo(f"{account} NOT fully unlocked ({d.outcome}); still locked in the backends marked FAILED:")
             _print_results(d)
@@ -172,6 +196,17 @@ def unlock(account: str | None, reason: str, reset_breaker: bool, compromised: b
         emit_json(out)
     if code:
         raise SystemExit(code)
+
+
+def _lock_words(lk: dict[str, Any], resp: Any) -> str:
+    """``LOCKED``, ``HELD (its mail is on hold)``, with ``PARTIAL`` and the backends that did not do their
+    part (those of the level, as configured now, missing from the lock record)."""
+    level = lk["level"]
+    words = "LOCKED" if level == "lock" else "HELD (its mail is held)"
+    missing = [n for n in getattr(resp, "levels", {}).get(level, []) if n not in lk["backends"]]
+    if missing:
+        words += f" PARTIAL (not done: {', '.join(missing)}; see `acctwatch history`)"
+    return words
 
 
 @click.command("status")
@@ -191,10 +226,15 @@ def status(account: str | None, since: str | None, config_path: str | None, db: 
             emit_json(_incident_dict(st) | {"lock": _incident_dict(st["lock"]) if st["lock"] else None})
             return
         lk = st["lock"]
-        click.echo(f"{account}: " + (f"{lk['level']}ed by {lk['actor']} at {_ts(lk['locked_at'])} UTC: "
+        click.echo(f"{account}: " + (f"{_lock_words(lk, resp)} by {lk['actor']} at {_ts(lk['locked_at'])} UTC: "
                                      f"{lk['reason']}" if lk else "no acctwatch lock"))
         for name, b in st["backends"].items():
-            state = {True: "locked", False: "not locked", None: "unknown"}[b.get("locked")]
+            try:
+                holds = resp.locker(name).holds_mail
+            except ConfigError:
+                holds = False
+            words = ("held", "not held") if holds else ("locked", "not locked")
+            state = {True: words[0], False: words[1], None: "unknown"}[b.get("locked")]
             click.echo(f"  {name}: {state} ({b.get('detail', '')})")
         return
     locks = store.locks()
@@ -227,7 +267,7 @@ def status(account: str | None, since: str | None, config_path: str | None, db: 
                                "stopped. Reset: acctwatch unlock --reset-breaker", fg="red", bold=True))
     click.echo(f"\nActive locks ({len(locks)}):")
     for x in locks:
-        click.echo(f"  {x['account']}: {x['level']} since {_ts(x['locked_at'])} UTC by {x['actor']} "
+        click.echo(f"  {x['account']}: {_lock_words(x, resp)} since {_ts(x['locked_at'])} UTC by {x['actor']} "
                    f"[{', '.join(x['backends'])}]: {x['reason'][:100]}")
     click.echo(f"\nOpen incidents ({len(incs)}):")
     for i in incs:
@@ -249,7 +289,7 @@ def status(account: str | None, since: str | None, config_path: str | None, db: 
 @_json_opt
 def history(account: str, config_path: str | None, db: str | None, as_json: bool) -> None:
     """ACCOUNT's incidents and every action taken on it (the audit trail)."""
-    _cfg, store = _open(config_path, db)
+    cfg, store = _open(config_path, db)
     audit = store.audit_rows(account=account)
     incs = store.incidents(account=account)
     lk = store.get_lock(account)
@@ -257,7 +297,8 @@ def history(account: str, config_path: str | None, db: str | None, as_json: bool
         emit_json({"account": account, "lock": _incident_dict(lk) if lk else None,
                    "incidents": [_incident_dict(i) for i in incs], "audit": [_incident_dict(a) for a in audit]})
         return
-    click.echo(f"{account}: " + (f"LOCKED ({lk['level']}) since {_ts(lk['locked_at'])} UTC" if lk else "not locked"))
+    words = _lock_words(lk, _responder(cfg, store)) if lk else ""
+    click.echo(f"{account}: " + (f"{words} since {_ts(lk['locked_at'])} UTC" if lk else "not locked"))
     click.echo(f"\nIncidents ({len(incs)}):")
     for i in incs:
         click.echo(f"  {_ts(i['first_seen'])} .. {_ts(i['last_seen'])} {i['detector']} [{i['action']}] "
@@ -341,7 +382,8 @@ def false_positive(incident_id: str, note: str, config_path: str | None, db: str
     if taught:
         click.echo(f"Familiar for {inc['account']} from now on: {', '.join(taught)} (their networks).")
     if locked is not None:
-        click.echo(f"{inc['account']} is still {locked['level']}ed: run `acctwatch unlock{cli_options(cfg)} "
+        click.echo(f"{inc['account']} is still {'locked' if locked['level'] == 'lock' else 'held'}: run "
+                   f"`acctwatch unlock{cli_options(cfg)} "
                    f"{account_arg(inc['account'])}`.")
 
 

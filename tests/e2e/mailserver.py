@@ -390,6 +390,7 @@ class MailServer:
         self.postfix_cmd = ["postfix", "-c", str(self.postfix_dir)]
         self.postsuper_cmd = ["postsuper", "-c", str(self.postfix_dir)]
         self.postqueue_cmd = ["postqueue", "-c", str(self.postfix_dir)]
+        self.sasl_hold_map = self.postfix_dir / "acctwatch_sasl_hold"
         self.submission_port = 0
         self.imap_port = 0
         self.pop3_port = 0
@@ -648,6 +649,8 @@ virtual_mailbox_domains = {self.domain}
 virtual_mailbox_maps = mysql:{self.postfix_dir}/mysql-virtual-mailbox.cf
 virtual_transport = lmtp:unix:private/dovecot-lmtp
 relayhost = [{HOST}]:{self.relay_sink.port}
+# acctwatch's hold (docs/response.md): an access(5) table of SASL login names whose mail goes on hold
+smtpd_sender_restrictions = check_sasl_access hash:{self.sasl_hold_map}
 transport_maps = inline:{{ {BOUNCE_DOMAIN}=smtp:[{HOST}]:{self.bounce_sink.port}, \
 {DEFER_DOMAIN}=smtp:[{HOST}]:{self.defer_port} }}
 # Keep retries of defer.test mail from cluttering the logs during a test run.
@@ -692,6 +695,8 @@ dbname = {self.db_name}
 query = SELECT 'ok' FROM users WHERE email = '%s'
 """
         (self.postfix_dir / "main.cf").write_text(main_cf)
+        self.sasl_hold_map.write_text("")
+        _run(["postmap", "-c", str(self.postfix_dir), f"hash:{self.sasl_hold_map}"])
         (self.postfix_dir / "master.cf").write_text(master_cf)
         mysql_path = self.postfix_dir / "mysql-virtual-mailbox.cf"
         mysql_path.write_text(mysql_cf)
@@ -736,9 +741,12 @@ passdb {{
   driver = sql
   args = {sql_conf}
 }}
+# Locking without bounces (docs/response.md): "active = 1" is only in the passdb; the static userdb does
+# not ask the passdb whether the user exists (allow_all_users), so LMTP still delivers to a locked account
+# (Postfix's virtual_mailbox_maps decided that the address exists).
 userdb {{
   driver = static
-  args = uid={MAIL_UID} gid={MAIL_UID} home={home}
+  args = uid={MAIL_UID} gid={MAIL_UID} home={home} allow_all_users=yes
 }}
 
 service imap-login {{

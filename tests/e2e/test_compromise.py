@@ -65,7 +65,8 @@ def acctwatch_cmd() -> list[str]:
     return [found]
 
 
-def write_config(server: MailServer, sink: OperatorSink, tmp: Path) -> tuple[Path, str]:
+def write_config(server: MailServer, sink: OperatorSink, tmp: Path, hold: list[str] | None = None,
+                 sql_url: str | None = None) -> tuple[Path, str]:
     """An enforce-mode config for this server; returns (config path, store URL)."""
     db = f"sqlite:///{tmp / 'acctwatch.db'}"
     cfg = tmp / "acctwatch.toml"
@@ -98,11 +99,15 @@ recipients_per_hour = {BURST_RECIPIENTS_PER_HOUR}
 policy = "hold"
 
 [response]
-hold = ["postsuper"]
+hold = {q(hold or ["postsuper"])}
 lock = ["postsuper", "sql", "doveadm"]
 
 [lockers.sql]
-url = {q(server.db_url)}
+url = {q(sql_url or server.db_url)}
+
+[lockers.sasl_hold]
+map = {q(str(server.sasl_hold_map))}
+config_dir = {q(str(server.postfix_dir))}
 
 [lockers.doveadm]
 doveadm = {q(list(server.doveadm_cmd))}
@@ -322,3 +327,144 @@ def test_send_burst_is_held_and_released(
         assert daemon.running()
     finally:
         drop_queued(server, ids)
+
+
+def sent_ids(server: MailServer, since: dict[str, int]) -> set[str]:
+    """Queue ids the relay accepted (``status=sent``) in the Postfix log since ``since``."""
+    return set(re.findall(r" ([0-9A-F]{6,}): to=<[^>]*>, relay=[^,]*, .*status=sent",
+                          server.log_text("postfix", since)))
+
+
+def test_a_hold_stops_later_submissions_and_release_sends_them(
+    fresh_accounts: MailServer, operator_sink: OperatorSink, background: Callable[..., BackgroundProcess],
+    tmp_path: Path,
+) -> None:
+    """Issue 12: with a relay that accepts at once, ``postsuper -h`` alone holds nothing of a spam run; with
+    ``sasl_hold`` (check_sasl_access) everything the account submits after the hold goes to the hold queue,
+    and ``acctwatch release`` sends it."""
+    server = fresh_accounts
+    sender = "judy@example.test"
+    cfg, db = write_config(server, operator_sink, tmp_path, hold=["sasl_hold", "postsuper"])
+    daemon = start_acctwatch(background, cfg, db)
+    later: set[str] = set()
+    try:
+        per_msg = 7
+        n_msgs = BURST_RECIPIENTS_PER_HOUR // per_msg + 1
+        ip = fresh_ip("DE")
+        clients.send_messages(server, sender, server.users[sender], ip,
+                              [f"list{i}@{REMOTE_DOMAIN}" for i in range(per_msg)], count=n_msgs)
+        daemon.wait_for_output(rf"incident \S+: {re.escape(sender)} is sending in bulk")
+        mail = operator_sink.wait_for_message(lambda m: sender in m.subject and "MAIL HELD" in m.subject, timeout=30)
+        assert f"sasl_hold: ok: new mail held: {sender} added to hash:{server.sasl_hold_map}" in mail.text
+        assert server.sasl_hold_map.read_text().startswith(f"{sender} HOLD acctwatch incident ")
+        st = acctwatch(cfg, db, "status", sender).stdout
+        print(f"\n$ acctwatch status {sender}\n{st}")
+        assert st.startswith(f"{sender}: HELD (its mail is held) by acctwatch") and "PARTIAL" not in st
+        assert "sasl_hold: held (in hash:" in st
+
+        # the account keeps sending: every later message is held by Postfix itself, none reaches the relay
+        since = server.log_sizes()
+        later = set(clients.send_messages(server, sender, server.users[sender], ip, [f"more@{REMOTE_DOMAIN}"],
+                                          count=5).queue_ids)
+        wait_for(lambda: later <= server.held_queue_ids(sender=sender), 15, interval=0.1,
+                 what="the mail submitted after the hold to be on hold")
+        time.sleep(1)
+        assert not (later & sent_ids(server, since)), "mail submitted after the hold went out"
+        assert "Sender address triggers HOLD" not in server.log_text("postfix", since)  # it is the SASL name
+        assert "SASL login name acctwatch incident" in server.log_text("postfix", since)
+
+        # release: the entry goes, the held mail is sent, new mail flows again
+        since = server.log_sizes()
+        out = acctwatch(cfg, db, "release", sender).stdout
+        print(f"\n$ acctwatch release {sender}\n{out}")
+        assert f"{sender} released: its mail flows again." in out
+        assert "5 message(s) held meanwhile released" in out
+        assert sender not in server.sasl_hold_map.read_text()
+        server.flush_queue()
+        wait_for(lambda: later <= sent_ids(server, since), 30, interval=0.2, what="the released mail to be sent")
+        after = set(clients.send_messages(server, sender, server.users[sender], ip, [f"x@{REMOTE_DOMAIN}"]).queue_ids)
+        wait_for(lambda: after <= sent_ids(server, since), 30, interval=0.2, what="new mail after release to go out")
+        assert daemon.running()
+    finally:
+        drop_queued(server, later)
+        server.sasl_hold_map.write_text("")
+        subprocess.run(["postmap", "-c", str(server.postfix_dir), f"hash:{server.sasl_hold_map}"], check=False)
+
+
+def test_a_locked_account_still_receives_its_mail(
+    fresh_accounts: MailServer, operator_sink: OperatorSink, tmp_path: Path,
+) -> None:
+    """Issue 12: the lock (``active = 0``, only in Dovecot's passdb; static userdb with allow_all_users)
+    stops SMTP/IMAP/POP3 logins, but mail to the account is delivered to its mailbox, not bounced, and is
+    there after the unlock."""
+    server = fresh_accounts
+    victim, friend = "ivan@example.test", "grace@example.test"
+    cfg, db = write_config(server, operator_sink, tmp_path)
+    out = acctwatch(cfg, db, "lock", victim, "--reason", "e2e: locked while mail arrives").stdout
+    assert f"{victim} locked." in out and not server.is_active(victim)
+    try:
+        assert logins_ok(server, victim) == [False, False, False]
+        since = server.log_sizes()
+        subject = f"for a locked account {time.time():.0f}"
+        clients.send_messages(server, friend, server.users[friend], fresh_ip("DE"), [victim], subject=subject)
+        line = server.wait_for_log(rf"to=<{re.escape(victim)}>, relay=[^,]*lmtp[^,]*,.*status=(sent|bounced|deferred)",
+                                   "postfix", since, timeout=30)
+        print(f"\ndelivery while locked:\n{line.group(0)}")
+        text = server.log_text("postfix", since)
+        assert re.search(rf"to=<{re.escape(victim)}>, .*status=sent", text), text
+        assert "status=bounced" not in text and "status=deferred" not in text
+    finally:
+        out = acctwatch(cfg, db, "unlock", victim, "--compromised").stdout
+    assert f"{victim} unlocked." in out
+    conn = clients.imap_login(server, victim, server.users[victim], fresh_ip("DE"))
+    try:
+        typ, data = conn.search(None, "SUBJECT", f'"{subject}"')
+        assert typ == "OK" and data[0].split(), f"the mail delivered while {victim} was locked is not in INBOX"
+    finally:
+        clients.imap_close(conn)
+
+
+@pytest.mark.parametrize("case", ["no_driver", "wrong_password", "no_update_grant"])
+def test_enforce_refuses_a_lock_backend_that_cannot_work(
+    fresh_accounts: MailServer, operator_sink: OperatorSink, tmp_path: Path, case: str,
+) -> None:
+    """Issue 12: at start every lock backend checks itself; enforce mode exits 1 with one line saying what
+    to fix instead of failing at the first incident (``pip install .`` without ``.[mysql]``, a wrong
+    password, a database user without the UPDATE grant)."""
+    server = fresh_accounts
+    env = None
+    url = server.db_url
+    if case == "no_driver":  # what a Python without PyMySQL does on `import pymysql`
+        stub = tmp_path / "no-pymysql" / "pymysql"
+        stub.mkdir(parents=True)
+        (stub / "__init__.py").write_text("raise ModuleNotFoundError(\"No module named 'pymysql'\", name='pymysql')\n")
+        import os
+
+        env = {**os.environ, "PYTHONPATH": str(stub.parent)}
+        want = (f"[lockers.sql]: url {url.replace(server.db_password, '***')}: the database driver 'pymysql' is "
+                "not installed: pip install 'acctwatch[mysql]'")
+    elif case == "wrong_password":
+        url = url.replace(server.db_password, "not-the-password")
+        want = "[lockers.sql]: url mysql+pymysql://mail_e2e:***@127.0.0.1:3306/mail_e2e: the database refused " \
+               "the connection: (1045, \"Access denied for user 'mail_e2e'"
+    else:
+        server._mariadb_root(f"""
+            CREATE USER IF NOT EXISTS 'aw_readonly'@'127.0.0.1' IDENTIFIED BY 'ro-pw';
+            GRANT SELECT ON `{server.db_name}`.* TO 'aw_readonly'@'127.0.0.1';
+            FLUSH PRIVILEGES;""")
+        url = f"mysql+pymysql://aw_readonly:ro-pw@127.0.0.1:3306/{server.db_name}"
+        want = "[lockers.sql]: the lock statement (UPDATE users SET active = 0 WHERE email = :account): (1142, " \
+               "\"UPDATE command denied to user 'aw_readonly'"
+    try:
+        cfg, db = write_config(server, operator_sink, tmp_path, sql_url=url)
+        proc = subprocess.run([*acctwatch_cmd(), "run", "--config", str(cfg), "--db", db, "--once"],
+                              stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120, env=env)
+        print(f"\n$ acctwatch run ({case})\n{proc.stderr}")
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        assert "enforce mode: these lock backends cannot work, so acctwatch does not start" in proc.stderr
+        assert want in proc.stderr, proc.stderr
+        assert "Traceback" not in proc.stderr
+        assert all(server.is_active(a) for a in server.users)
+    finally:
+        if case == "no_update_grant":
+            server._mariadb_root("DROP USER IF EXISTS 'aw_readonly'@'127.0.0.1';")

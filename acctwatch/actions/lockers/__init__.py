@@ -16,6 +16,7 @@ BACKENDS: dict[str, str] = {
     "passwd": "passwd:PasswdLocker",
     "doveadm": "doveadm:DoveadmLocker",
     "postsuper": "postsuper:PostsuperLocker",
+    "sasl_hold": "sasl_hold:SaslHoldLocker",
     "fail2ban": "fail2ban:Fail2banLocker",
     "command": "command:CommandLocker",
 }

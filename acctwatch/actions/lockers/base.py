@@ -51,6 +51,8 @@ class Locker:
     kind: ClassVar[str] = ""
     #: False for backends that act on the incident's IPs only (they also run for per-IP incidents)
     needs_account: ClassVar[bool] = True
+    #: backends that hold mail: their ``unlock`` takes ``delete_held=True`` (delete it instead of releasing)
+    holds_mail: ClassVar[bool] = False
     defaults: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, name: str, options: dict[str, Any], ctx: LockContext) -> None:

@@ -19,6 +19,7 @@ _QID = re.compile(r"^[0-9A-Za-z]{6,20}$")
 
 class PostsuperLocker(Locker):
     kind = "postsuper"
+    holds_mail = True
     defaults = {
         "postsuper": ["postsuper"],
         "postqueue": ["postqueue"],  # set to false to use only the queue ids known from the logs
@@ -82,14 +83,22 @@ class PostsuperLocker(Locker):
         return self.result(True, "; ".join([*notes, f"{len(ids)} queued message(s) put on hold"]),
                            changed=True, queue_ids=ids)
 
-    def unlock(self, account: str | None, saved_state: dict[str, Any]) -> LockResult:
+    def unlock(self, account: str | None, saved_state: dict[str, Any], *, delete_held: bool = False) -> LockResult:
         ids = [q for q in saved_state.get("queue_ids") or [] if _QID.match(str(q))]
         if not ids:
             return self.result(True, "no held mail to release")
-        code, out = self.run([*self._argv("postsuper"), "-H", "-"], stdin="\n".join(ids) + "\n")
+        if delete_held:  # only those still in the hold queue (a message released by hand is no longer ours)
+            queue, _err = self._queue()
+            if queue is not None and self.options.get("postqueue") is not False:
+                held = {str(e.get("queue_id")) for e in queue if e.get("queue_name") == "hold"}
+                ids = [q for q in ids if q in held]
+            if not ids:
+                return self.result(True, "no held mail left to delete")
+        flag, verb = ("-d", "deleted") if delete_held else ("-H", "released")
+        code, out = self.run([*self._argv("postsuper"), flag, "-"], stdin="\n".join(ids) + "\n")
         if code != 0:
-            return self.result(False, f"postsuper -H failed (exit {code}): {out}; held ids: {' '.join(ids)}")
-        return self.result(True, f"{len(ids)} held message(s) released", changed=True)
+            return self.result(False, f"postsuper {flag} failed (exit {code}): {out}; held ids: {' '.join(ids)}")
+        return self.result(True, f"{len(ids)} held message(s) {verb}", changed=True)
 
     def status(self, account: str) -> dict[str, Any]:
         queue, err = self._queue()

@@ -146,3 +146,24 @@ def test_accounts_that_look_like_options_are_handled_after_double_dash(setup: di
         r = run("unlock", "-c", c, "--", acct)
         assert r.exit_code == 0 and f"{acct} unlocked." in r.output, r.output
         assert active(setup["users"], acct) == 1
+
+
+def test_status_and_history_say_partial_and_held(setup: dict[str, Any]) -> None:
+    """A lock whose second backend failed is PARTIAL in status and history (not just "LOCKED"); a hold
+    reads HELD."""
+    c = setup["cfg"]
+    text = Path(c).read_text().replace('lock = ["sql"]\nhold = []', 'lock = ["sql", "fails"]\nhold = ["sql"]')
+    Path(c).write_text(text + '\n[lockers.fails]\ntype = "command"\nlock = ["false"]\n')
+    r = run("lock", "alice@example.org", "--reason", "test", "-c", c)
+    assert r.exit_code == 1 and "only PARTLY locked" in r.output
+    r = run("status", "alice@example.org", "-c", c)
+    assert "alice@example.org: LOCKED PARTIAL (not done: fails; see `acctwatch history`) by " in r.output
+    r = run("history", "alice@example.org", "-c", c)
+    assert r.output.startswith("alice@example.org: LOCKED PARTIAL (not done: fails;")
+    assert run("unlock", "alice@example.org", "-c", c).exit_code == 0
+    r = run("lock", "alice@example.org", "--hold", "--reason", "bulk", "-c", c)
+    assert r.exit_code == 0, r.output
+    r = run("status", "-c", c)
+    assert "alice@example.org: HELD (its mail is held) since" in r.output
+    r = run("release", "alice@example.org", "-c", c)
+    assert r.exit_code == 0 and "alice@example.org released: its mail flows again." in r.output

@@ -326,3 +326,23 @@ def test_engine_flush_commits_checkpoints_with_incidents(tmp_path: Path) -> None
     assert store.get_checkpoint("x") is None
     eng.flush(also=lambda conn: store.set_checkpoint(conn, "x", {"offset": 2}))
     assert store.get_checkpoint("x") == {"offset": 2}
+
+
+def test_sighup_to_enforce_with_a_backend_that_cannot_work_stops_the_daemon(tmp_path: Path) -> None:
+    """Enforce mode checks the backends on SIGHUP too: a reload to a backend that cannot work stops the
+    daemon (exit 1, one line per problem) instead of failing at the first incident."""
+    log = tmp_path / "mail.log"
+    log.write_bytes(b"")
+    ok = f'\n[response]\nlock = ["rec"]\nhold = ["rec"]\n[lockers.rec]\ntype = "command"\nlock = ["{sys.executable}"]\n'
+    cfg = write_config(tmp_path / "c.toml", [str(log)], extra=ok)
+    d = daemon(cfg, f"sqlite:///{tmp_path / 's.db'}")
+    assert d.exit_code == 0
+    broken = ok.replace(sys.executable, "/nonexistent/lock-tool")
+    write_config(tmp_path / "c.toml", [str(log)], extra=broken)  # still dry-run: a warning, running on
+    d.reload()
+    assert not d._stop.is_set()
+    text = (tmp_path / "c.toml").read_text().replace("[general]", '[general]\nmode = "enforce"')
+    (tmp_path / "c.toml").write_text(text)
+    d.reload()
+    assert d._stop.is_set() and d.exit_code == 1
+    assert d.run() == 1

@@ -166,7 +166,12 @@ def _strlist(v: Any, where: str) -> list[str]:
 
 
 def from_dict(data: dict[str, Any], path: Path | None = None) -> Config:
+    """The Config of a parsed file. Every section and key is first checked against the schema
+    (``acctwatch.schema``): ConfigError with one line per problem."""
     where = str(path) if path else "config"
+    from .schema import check
+
+    check(data, where)
     cfg = Config(path=path, raw=data)
     known = {"general", "sources", "detectors", "accounts", "allowlist", "response", "lockers", "notify",
              "geoip", "decision_log", "networks", "familiarity"}

@@ -68,11 +68,11 @@ policy = "notify"
 
 
 @pytest.mark.parametrize("data,msg", [
-    ({"general": {"mode": "yes"}}, "general.mode"),
+    ({"general": {"mode": "yes"}}, r"\[general\] mode: 'yes' is not allowed; one of 'dry-run', 'enforce'"),
     ({"typo": {}}, "unknown section"),
     ({"allowlist": {"networks": ["300.1.2.0/24"]}}, "not a network"),
     ({"allowlist": {"asns": ["ASX"]}}, "not an AS number"),
-    ({"detectors": {"geo_countries": {"policy": "nuke"}}}, "policy must be one of"),
+    ({"detectors": {"geo_countries": {"policy": "nuke"}}}, r"\[detectors.geo_countries\] policy: .nuke. is not allowed"),
     ({"detectors": {"geo_countries": 3}}, "must be a table"),
 ])
 def test_errors_say_what_to_fix(data: dict, msg: str) -> None:

@@ -144,7 +144,7 @@ def test_sql_config_errors_say_what_to_fix() -> None:
         build("sql", cfg({"sql": {}}))
     with pytest.raises(ConfigError, match=":account"):
         build("sql", cfg({"sql": {"url": "sqlite://", "lock": "UPDATE users SET active = 0 WHERE email = 'x'"}}))
-    with pytest.raises(ConfigError, match="unknown option"):
+    with pytest.raises(ConfigError, match=r"\[lockers.sql\] unknown key 'statment'"):
         build("sql", cfg({"sql": {"url": "sqlite://", "statment": "x"}}))
     with pytest.raises(ConfigError, match="unknown lock backend"):
         build("nope", cfg({}))

@@ -270,9 +270,9 @@ def test_notify_config_errors() -> None:
     store = Store("sqlite://")
     with pytest.raises(ConfigError, match=r"\{address\}"):
         Notifier(from_dict({"notify": {"user": {"url": "mailto://x"}}}), store)
-    with pytest.raises(ConfigError, match="unknown option"):
+    with pytest.raises(ConfigError, match=r"\[notify.user\] unknown key 'adresses'; did you mean 'addresses'"):
         Notifier(from_dict({"notify": {"user": {"adresses": {}}}}), store)
-    with pytest.raises(ConfigError, match="operator_config"):
+    with pytest.raises(ConfigError, match=r"\[notify\] unknown key 'operators'; did you mean 'operator'\?"):
         Notifier(from_dict({"notify": {"operators": ["json://x"]}}), store)
 
 

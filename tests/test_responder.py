@@ -299,7 +299,7 @@ def test_enforce_with_incomplete_lock_config_fails_at_start(env: Env) -> None:
         Responder(cfg, env.store)
     r = Responder(from_dict({"response": {"lock": ["sql"]}}), env.store)  # dry-run: reported in the alert
     assert "url is required" in r(inc(), True).detail  # type: ignore[union-attr]
-    with pytest.raises(ConfigError, match="unknown option"):
+    with pytest.raises(ConfigError, match=r"\[response\] unknown key 'lokc'; did you mean 'lock'"):
         Responder(from_dict({"response": {"lokc": []}}), env.store)
 
 

@@ -594,7 +594,8 @@ class GeoResolver:
                 for p in paths:
                     path = Path(p).expanduser()
                     if not path.is_file():
-                        raise GeoError(f"GeoIP database not found: {path}")
+                        raise GeoError(f"GeoIP database not found: {path} ([geoip] databases): run geoipupdate "
+                                       "(docs/geoip.md), or leave databases empty to use the embedded one")
                     dbs.append(_Database(path, embedded=False))
             else:
                 for name in EMBEDDED_FILES:

@@ -285,7 +285,8 @@ def _translate(exc: msgspec.ValidationError, section: str, cls: Any, data: Any) 
     raw_path = m.group("path") if m else ""
     text = msg[: m.start()] if m else msg
     parts = [p for p in re.split(r"\.|\[|\]", raw_path) if p]
-    where = section + "".join(f".{p}" for p in parts[:-1] if not p.isdigit())
+    names = [p for p in parts if not p.isdigit()]
+    where = section + "".join(f".{p}" for p in names[:-1])
     u = re.match(r"Object contains unknown field `(?P<k>[^`]*)`", text)
     if u:
         key = u.group("k")
@@ -299,7 +300,8 @@ def _translate(exc: msgspec.ValidationError, section: str, cls: Any, data: Any) 
     label = f"[{where}] {key}" if key else f"[{section}]"
     e = re.match(r"Expected `(?P<want>[^`]*)`, got `(?P<got>[^`]*)`", text)
     if e:
-        want = _TYPES.get(e.group("want"), e.group("want").replace("`", ""))
+        w = e.group("want").removesuffix(" | null")
+        want = _TYPES.get(w, w)
         allowed = _literal(cls, parts)
         if allowed:
             want = f"one of {allowed}"
@@ -492,7 +494,11 @@ def effective(data: dict[str, Any], with_defaults: bool = True) -> dict[str, Any
 
 
 def _all(obj: Any) -> dict[str, Any]:
-    return {f.name: msgspec.to_builtins(getattr(obj, f.name)) for f in msgspec.structs.fields(obj)}
+    out = {}
+    for f in msgspec.structs.fields(obj):
+        v = getattr(obj, f.name)
+        out[f.name] = _all(v) if isinstance(v, Struct) else msgspec.to_builtins(v)
+    return out
 
 
 __all__ = ["ALL_SECTIONS", "MODES", "POLICIES", "SECTIONS", "check", "detector_schemas", "effective",

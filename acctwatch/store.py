@@ -214,10 +214,13 @@ def _v4_to_v5(conn: Connection) -> None:
 MIGRATIONS: list[Any] = [_v1_to_v2, _v2_to_v3, _v3_to_v4, _v4_to_v5]
 
 
-def mask_url(url: str) -> str:
-    """A store URL with its password masked (for messages and logs)."""
+def mask_url(url: str, whole: bool = False) -> str:
+    """A URL with its password masked (for messages and logs): ``scheme://user:***@host/...``. With
+    *whole* (a notification URL, whose tokens may be anywhere in the path): ``scheme://***``."""
     import re
 
+    if whole and "://" in url:
+        return url.split("://", 1)[0] + "://***"
     return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
 
 
@@ -225,6 +228,33 @@ def mask_url(url: str) -> str:
 #: not "the database is not there yet" (refused, timed out: wait for it)
 _FATAL_CONNECT = ("password authentication failed", "access denied", "does not exist", "unknown database",
                   "no such module", "authentication failed", "role ")
+
+
+#: database driver module -> how to install it
+DRIVER_HINT = {
+    "pymysql": "pip install 'acctwatch[mysql]' (or apt-get install python3-pymysql)",
+    "MySQLdb": "pip install mysqlclient (or use mysql+pymysql:// with pip install 'acctwatch[mysql]')",
+    "psycopg2": "apt-get install python3-psycopg2 (or use postgresql+psycopg:// with pip install "
+                "'acctwatch[postgresql]')",
+    "psycopg": "pip install 'acctwatch[postgresql]'",
+}
+
+
+def user_error(exc: BaseException) -> str | None:
+    """What a user must fix, in words, when *exc* is a database problem of theirs (a bad URL, a missing
+    driver, an unreachable or refusing server); None for anything else (a bug: keep the traceback)."""
+    import sqlalchemy.exc as sa_exc
+
+    if isinstance(exc, ModuleNotFoundError) and exc.name in DRIVER_HINT:
+        return f"the database driver {exc.name!r} is not installed: {DRIVER_HINT[exc.name]}"
+    if isinstance(exc, sa_exc.NoSuchModuleError | sa_exc.ArgumentError):
+        return (f"not a usable database URL ({str(exc).splitlines()[0]}): use e.g. "
+                "sqlite:////var/lib/acctwatch/acctwatch.db or postgresql+psycopg://user:password@host/db")
+    if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError):
+        orig = getattr(exc, "orig", None)
+        first = str(orig if orig is not None else exc).strip().splitlines()[0][:300]
+        return f"the database refused or did not answer: {first}"
+    return None
 
 
 def connect_error_is_fatal(text: str) -> bool:

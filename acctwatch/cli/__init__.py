@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "report-ban": "fail2ban:report_ban",
     "profile": "profile:profile",
     "notify": "notify",
+    "config": "config",
     "trust": "profile:trust",
 }
 
@@ -40,6 +41,19 @@ class LazyGroup(click.Group):
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         return self._load(cmd_name)
+
+    def invoke(self, ctx: click.Context) -> object:
+        """A user's mistake (config, GeoIP file, log path, database URL or driver) is one line saying what to
+        fix and exit status 1, never a traceback; ``-v`` shows the traceback (for a bug report)."""
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as exc:
+            msg = _user_error(exc)
+            if msg is None or ctx.params.get("verbose"):
+                raise
+            raise click.ClickException(msg) from exc
 
     @staticmethod
     def _load(name: str) -> click.Command | None:
@@ -54,6 +68,21 @@ class LazyGroup(click.Group):
                 return None  # command not built yet in this checkout
             raise
         return getattr(mod, attr or "cli", None)
+
+
+def _user_error(exc: BaseException) -> str | None:
+    from ..config import ConfigError
+    from ..geo import GeoError
+    from ..parsing import PatternError
+    from ..sources.files import SourceError
+    from ..store import user_error
+
+    if isinstance(exc, ConfigError | GeoError | PatternError | SourceError):
+        return str(exc)
+    if isinstance(exc, PermissionError | FileNotFoundError | IsADirectoryError | NotADirectoryError) \
+            and exc.filename:
+        return f"{exc.filename}: {exc.strerror} (check the path and that this user may read it)"
+    return user_error(exc)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

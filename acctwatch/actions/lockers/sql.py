@@ -25,13 +25,6 @@ _engines: dict[str, sa.Engine] = {}
 UNREACHABLE = "cannot connect"
 #: an account name no mail system has (the self-check's statements match no row)
 PROBE_ACCOUNT = "acctwatch-self-check@invalid."
-_DRIVER_HINT = {
-    "pymysql": "pip install 'acctwatch[mysql]' (or apt-get install python3-pymysql)",
-    "MySQLdb": "pip install mysqlclient (or use mysql+pymysql:// with pip install 'acctwatch[mysql]')",
-    "psycopg2": "apt-get install python3-psycopg2 (or use postgresql+psycopg:// with pip install "
-                "'acctwatch[postgresql]')",
-    "psycopg": "pip install 'acctwatch[postgresql]'",
-}
 
 
 def _first_line(exc: BaseException) -> str:
@@ -148,6 +141,7 @@ class SqlLocker(Locker):
         """The driver is installed, the database answers with these credentials, and the select, lock and
         unlock statements run on its table (an account that cannot exist, inside a transaction that is rolled
         back: columns, table and SELECT/UPDATE grants are checked, nothing changes)."""
+        from ...store import DRIVER_HINT as _DRIVER_HINT
         from ...store import connect_error_is_fatal, mask_url
 
         where = f"url {mask_url(self.url)}"

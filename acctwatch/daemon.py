@@ -523,9 +523,11 @@ class Daemon:
             for k in d.kinds:
                 eng.by_kind.setdefault(k, []).append(d)
         eng.tracker.cooldown = cfg.incident_cooldown
-        if cfg.geoip_db != self.config.geoip_db or cfg.geoip_documentation_public != \
-                self.config.geoip_documentation_public:
-            eng.geo = open_geo_or_none(cfg)
+        # reopened every time: a database replaced in place (geoipupdate writes a new file under the same
+        # name) is read from now on, not the deleted old one the open reader still maps
+        old_geo, eng.geo = eng.geo, open_geo_or_none(cfg)
+        if old_geo is not None and old_geo is not eng.geo and hasattr(old_geo, "close"):
+            old_geo.close()
         self.patterns = patterns
         for src in self.sources:
             src.parser.patterns = patterns

@@ -25,6 +25,8 @@ class ReplayResult:
     events: int = 0
     #: events skipped because their time was far from the log's clock (see Engine.process)
     skewed: int = 0
+    #: the file each of ``stats`` is about (files are read in chains, rotated ones oldest first)
+    sources: list[str] = field(default_factory=list)
 
     @property
     def lines(self) -> int:
@@ -47,12 +49,14 @@ def _chain_events(names: list[str], patterns: PatternSet, zone: str, year: int |
                   stats: list[ParseStats], progress: Callable[[int], None] | None,
                   since: datetime | None, until: datetime | None,
                   queue_filter: Callable[[str], bool] | None = None,
-                  kinds: frozenset[str] | None = None) -> Iterator[Event]:
+                  kinds: frozenset[str] | None = None, sources: list[str] | None = None) -> Iterator[Event]:
     for name in names:
         info = describe(name)
         parser = LineParser(patterns, Clock(zone=zone, year=year, reference=info.mtime), source=name,
                             queue_filter=queue_filter, kinds=kinds)
         stats.append(parser.stats)
+        if sources is not None:
+            sources.append(name)
         lines = iter_lines(name)
         if progress is not None:
             lines = _counting(lines, progress)
@@ -80,6 +84,7 @@ def replay(engine: Engine, files: list[str], patterns: PatternSet, zone: str = "
            year: int | None = None, since: datetime | None = None, until: datetime | None = None,
            progress: Callable[[int], None] | None = None, flush_every: int = 50_000) -> ReplayResult:
     stats: list[ParseStats] = []
+    sources: list[str] = []
     engine.persist_join = False  # archives: no restart to survive
     engine.last_event_time = None  # (a replay's clock is its own: e.g. older archives replayed after newer)
     if engine.store is None or engine.store.url in ("sqlite://", "sqlite:///:memory:"):
@@ -88,8 +93,8 @@ def replay(engine: Engine, files: list[str], patterns: PatternSet, zone: str = "
         if engine.profiles is not None:
             engine.profiles.track_changes = False
     kinds = engine.wanted_kinds()
-    streams = [_chain_events(c, patterns, zone, year, stats, progress, since, until, engine.join.wanted, kinds)
-               for c in chains(files)]
+    streams = [_chain_events(c, patterns, zone, year, stats, progress, since, until, engine.join.wanted, kinds,
+                             sources) for c in chains(files)]
     if engine.store is not None:  # fail2ban bans recorded by `acctwatch report-ban` (first: a tie is a ban)
         from .sources.bans import ban_events, has_bans
 
@@ -107,4 +112,4 @@ def replay(engine: Engine, files: list[str], patterns: PatternSet, zone: str = "
         seen[inc.id] = inc
     engine.flush()
     incidents = sorted(seen.values(), key=lambda i: (i.first_seen, i.account or "", i.detector))
-    return ReplayResult(incidents, stats, n, engine.skewed)
+    return ReplayResult(incidents, stats, n, engine.skewed, sources)

@@ -73,3 +73,22 @@ def test_example_config_is_valid_and_replays_the_same() -> None:
     want = [json.loads(x) for x in plain.stdout.splitlines() if x.strip()]
     assert {(i["account"], i["detector"], i["action"]) for i in incs} == {
         (i["account"], i["detector"], i["action"]) for i in want}
+
+
+def test_json_file_statistics_belong_to_their_files_when_rotated_logs_are_given(tmp_path: Path) -> None:
+    """Rotated files are read oldest first whatever the order given: each file's numbers stay its own."""
+    old, new = tmp_path / "mail.log.1", tmp_path / "mail.log"
+    line = ("Nov 26 07:11:57 mx dovecot: imap-login: Login: user=<a@example.org>, method=PLAIN, rip=192.0.2.10, "
+            "lip=192.0.2.1, mpid=1, TLS, session=<a{}>\n")
+    old.write_text("".join(line.format(i) for i in range(3)))
+    new.write_text("".join(line.format(i) for i in range(5)))
+    r = CliRunner().invoke(main, ["replay", "--json", "--year", "2026", str(new), str(old)])
+    assert r.exit_code == 0, r.output
+    files = {f["source"]: f["lines"] for f in json.loads(r.output)["files"]}
+    assert files == {str(old): 3, str(new): 5}
+
+
+def test_cut_texts_end_with_an_ellipsis() -> None:
+    from acctwatch.cli.common import cut
+
+    assert cut("x" * 10, 10) == "x" * 10 and cut("x" * 11, 10) == "x" * 9 + "…"

@@ -346,3 +346,23 @@ def test_sighup_to_enforce_with_a_backend_that_cannot_work_stops_the_daemon(tmp_
     d.reload()
     assert d._stop.is_set() and d.exit_code == 1
     assert d.run() == 1
+
+
+def test_sighup_reopens_a_geoip_database_replaced_in_place(tmp_path: Path) -> None:
+    """geoipupdate writes a new file under the same name: SIGHUP makes the daemon read the new one."""
+    import shutil
+
+    geo_dir = Path(__file__).resolve().parent / "fixtures" / "geo"
+    db = tmp_path / "GeoLite2.mmdb"
+    shutil.copy(geo_dir / "test-city.mmdb", db)
+    log = tmp_path / "mail.log"
+    log.write_bytes(b"")
+    cfg = write_config(tmp_path / "c.toml", [str(log)], extra=f'\n[geoip]\ndatabases = ["{db}"]\n')
+    d = Daemon(load(cfg), Store(f"sqlite:///{tmp_path / 's.db'}"), config_path=cfg, respond=False)
+    assert d.engine.geo.info()[0]["type"] == "City"
+    tmp = tmp_path / "new.mmdb"
+    shutil.copy(geo_dir / "test-country.mmdb", tmp)
+    os.replace(tmp, db)  # as geoipupdate does
+    d.reload()
+    assert d.engine.geo.info()[0]["type"] == "Country"
+    d.close()

@@ -10,6 +10,12 @@ from typing import Any
 import click
 
 
+def cut(text: Any, n: int) -> str:
+    """*text* shortened to *n* characters, ending in "…" when something was cut."""
+    t = str(text)
+    return t if len(t) <= n else t[: n - 1] + "…"
+
+
 def emit_json(obj: Any) -> None:
     click.echo(json.dumps(obj, default=str, ensure_ascii=False, indent=2, sort_keys=False))
 

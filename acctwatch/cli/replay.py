@@ -76,7 +76,7 @@ def cli(files: tuple[str, ...], config_path: str | None, db: str | None, geoip_d
     if as_json:
         emit_json({"incidents": [i.to_dict() for i in result.incidents], "lines": result.lines,
                    "events": result.events, "skewed_events": result.skewed,
-                   "files": [s.to_dict() | {"source": n} for s, n in zip(result.stats, names, strict=False)]})
+                   "files": [s.to_dict() | {"source": n} for s, n in zip(result.stats, result.sources, strict=True)]})
         return
     _table(result)
 

@@ -16,7 +16,7 @@ from ..actions.notify import account_arg, cli_options
 from ..config import Config, ConfigError, load
 from ..store import Store, utcnow
 from ..store import mask_url as _safe
-from .common import emit_json, parse_time
+from .common import cut, emit_json, parse_time
 
 _config_opt = click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False),
                            help="Config file (default: /etc/acctwatch/acctwatch.toml if it exists).")
@@ -268,17 +268,17 @@ def status(account: str | None, since: str | None, config_path: str | None, db: 
     click.echo(f"\nActive locks ({len(locks)}):")
     for x in locks:
         click.echo(f"  {x['account']}: {_lock_words(x, resp)} since {_ts(x['locked_at'])} UTC by {x['actor']} "
-                   f"[{', '.join(x['backends'])}]: {x['reason'][:100]}")
+                   f"[{', '.join(x['backends'])}]: {cut(x['reason'], 100)}")
     click.echo(f"\nOpen incidents ({len(incs)}):")
     for i in incs:
         click.echo(f"  {_ts(i['first_seen'])} {i['account'] or '(per IP)'} {i['detector']} [{i['action']}]: "
-                   f"{i['summary'][:120]}")
+                   f"{cut(i['summary'], 120)}")
     if pending:
         click.echo(f"\nNotifications waiting to be sent ({len(pending)}):")
         for p in pending:
             nxt = p["next_attempt"]
             when = "given up" if nxt is not None and nxt.year >= 9999 else f"next attempt {_ts(nxt)} UTC"
-            click.echo(f"  {p['title'][:80]} (attempts {p['attempts']}, {when}, last error: "
+            click.echo(f"  {cut(p['title'], 80)} (attempts {p['attempts']}, {when}, last error: "
                        f"{p['last_error'] or '-'})")
 
 
@@ -302,11 +302,11 @@ def history(account: str, config_path: str | None, db: str | None, as_json: bool
     click.echo(f"\nIncidents ({len(incs)}):")
     for i in incs:
         click.echo(f"  {_ts(i['first_seen'])} .. {_ts(i['last_seen'])} {i['detector']} [{i['action']}] "
-                   f"{i['id']}: {i['summary'][:120]}")
+                   f"{i['id']}: {cut(i['summary'], 120)}")
     click.echo(f"\nAudit ({len(audit)}):")
     for a in audit:
         click.echo(f"  {_ts(a['ts'])} {a['action']:<12} {a['backend'] or '-':<10} {a['result']:<8} "
-                   f"by {a['actor']}: {a['detail'][:140]}")
+                   f"by {a['actor']}: {cut(a['detail'], 140)}")
     if not incs and not audit:
         click.echo("\nNothing recorded for this account (check the spelling: accounts are stored as logged).")
 
@@ -427,7 +427,7 @@ def show(incident_id: str, config_path: str | None, db: str | None, as_json: boo
                f"to {_ts(inc['last_seen'])}, {inc['updated'] + 1} finding(s)")
     for e in inc.get("escalations") or []:
         click.echo(f"  level:     {e.get('level')} at {str(e.get('at', ''))[:19]}"
-                   + (f" ({e['rule']})" if e.get("rule") else "") + f": {str(e.get('summary', ''))[:140]}")
+                   + (f" ({e['rule']})" if e.get("rule") else "") + f": {cut(e.get('summary', ''), 140)}")
     if inc["ips"]:
         click.echo(f"  IPs:       {', '.join(inc['ips'][:20])}")
     click.echo("  evidence:")
@@ -436,11 +436,11 @@ def show(incident_id: str, config_path: str | None, db: str | None, as_json: boo
     click.echo("  actions:" if actions else "  actions:   none recorded")
     for a in actions:
         click.echo(f"    {_ts(a['ts'])} {a['action']:<10} {a['backend'] or '-':<10} {a['result']:<8} "
-                   f"{a['actor']}: {str(a['detail'])[:120]}")
+                   f"{a['actor']}: {cut(a['detail'], 120)}")
     click.echo("  alerts:" if alerts else "  alerts:    none")
     for a in alerts:
         state = f"sent {_ts(a['sent_at'])}" if a["sent_at"] else f"not sent ({a['attempts']} attempts"  \
-            + (f", {str(a['last_error'])[:80]}" if a["last_error"] else "") + ")"
+            + (f", {cut(a['last_error'], 80)}" if a["last_error"] else "") + ")"
         click.echo(f"    {a['target']:<8} {state}: {a['title']}")
 
 

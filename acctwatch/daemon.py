@@ -145,6 +145,20 @@ def attach_response(engine: Engine, config: Config, store: Store) -> Any:
     return responder
 
 
+def _file_stamps(paths: list[str]) -> tuple[Any, ...]:
+    """(inode, mtime, size) of each file, None when missing: tells a file replaced in place."""
+    import os
+
+    out = []
+    for p in paths:
+        try:
+            st = os.stat(Path(p).expanduser())
+            out.append((st.st_ino, st.st_mtime_ns, st.st_size))
+        except OSError:
+            out.append(None)
+    return tuple(out)
+
+
 def check_response(responder: Any, config: Config, wait: float = 30.0,
                    sleep: Callable[[float], None] = time.sleep) -> list[str]:
     """The response backends' self-checks (``Responder.self_check``): one line per problem. A database that
@@ -229,6 +243,7 @@ class Daemon:
             engine = Engine(config, store=store, geo=geo if geo is not None else open_geo_or_none(config),
                             scope=self.settings.instance)
         self.engine = engine
+        self._geo_stamp = _file_stamps(config.geoip_db)
         self.respond = respond
         self.responder: Any = None
         self._hook_base: list[Any] = [self._log_incident]
@@ -484,6 +499,8 @@ class Daemon:
         """Enforce mode refuses backends that cannot work (at start: ConfigError with one line per problem);
         dry-run says what enforce would refuse. True when all can work."""
         problems = check_response(self.responder, config)
+        if self.responder is not None:
+            self.responder.known_problems = list(problems)
         if problems and config.mode == "enforce":
             if at_start:
                 raise ConfigError(refuse_message(problems))
@@ -523,11 +540,16 @@ class Daemon:
             for k in d.kinds:
                 eng.by_kind.setdefault(k, []).append(d)
         eng.tracker.cooldown = cfg.incident_cooldown
-        # reopened every time: a database replaced in place (geoipupdate writes a new file under the same
-        # name) is read from now on, not the deleted old one the open reader still maps
-        old_geo, eng.geo = eng.geo, open_geo_or_none(cfg)
-        if old_geo is not None and old_geo is not eng.geo and hasattr(old_geo, "close"):
-            old_geo.close()
+        # reopened when the config changed or a database file was replaced in place (geoipupdate writes a new
+        # file under the same name): read from now on, not the deleted old one the open reader still maps
+        stamp = _file_stamps(cfg.geoip_db)
+        if (cfg.geoip_db != self.config.geoip_db or stamp != self._geo_stamp
+                or cfg.geoip_documentation_public != self.config.geoip_documentation_public):
+            old_geo, eng.geo = eng.geo, open_geo_or_none(cfg)
+            self._geo_stamp = stamp
+            if old_geo is not None and old_geo is not eng.geo and hasattr(old_geo, "close"):
+                old_geo.close()
+            log.info("SIGHUP: GeoIP databases reopened")
         self.patterns = patterns
         for src in self.sources:
             src.parser.patterns = patterns

@@ -167,3 +167,18 @@ def test_status_and_history_say_partial_and_held(setup: dict[str, Any]) -> None:
     assert "alice@example.org: HELD (its mail is held) since" in r.output
     r = run("release", "alice@example.org", "-c", c)
     assert r.exit_code == 0 and "alice@example.org released: its mail flows again." in r.output
+
+
+def test_lock_dry_run_shows_the_statement_and_commands_and_what_would_fail(setup: dict[str, Any]) -> None:
+    c = setup["cfg"]
+    text = Path(c).read_text().replace('lock = ["sql"]', 'lock = ["sql", "cmd"]')
+    Path(c).write_text(text + '\n[lockers.cmd]\ntype = "command"\nlock = ["/nonexistent/disable-user", "{account}"]\n')
+    r = run("lock", "alice@example.org", "--reason", "test", "--dry-run", "-c", c)
+    assert r.exit_code == 0, r.output
+    assert "sql: would run on sqlite:///" in r.output
+    assert "then UPDATE users SET active = 0 WHERE email = :account with :account = 'alice@example.org'" in r.output
+    assert "cmd: would run /nonexistent/disable-user alice@example.org" in r.output
+    assert "in enforce mode this would fail: [lockers.cmd]: /nonexistent/disable-user: not found" in r.output
+    assert active(setup["users"]) == 2  # nothing changed
+    r = run("lock", "alice@example.org", "--reason", "test", "--dry-run", "--json", "-c", c)
+    assert json.loads(r.output)["plans"]["cmd"] == ["/nonexistent/disable-user alice@example.org"]

@@ -92,6 +92,10 @@ def test_dry_run_decides_records_notifies_changes_nothing(env: Env) -> None:
     assert s["result"] == "dry-run" and s["action"] == "lock" and s["account"] == "alice@example.org"
     [o] = env.store.outbox_rows()
     assert "WOULD BE LOCKED (dry-run)" in o["title"]
+    # what enforce would do, exactly: the statement with its parameter, the command with its arguments
+    assert "would run sql (lock): on sqlite:///" in o["body"]
+    assert "UPDATE users SET active = 0 WHERE email = :account with :account = 'alice@example.org'" in o["body"]
+    assert f"would run rec (lock): {env.script} lock alice@example.org" in o["body"]
 
 
 def test_default_mode_is_dry_run(env: Env) -> None:

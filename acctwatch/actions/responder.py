@@ -79,6 +79,8 @@ class Decision:
     results: list[LockResult] = field(default_factory=list)
     detail: str = ""
     actor: str = "acctwatch"
+    #: dry-run: backend -> what it would run (the statement with its parameters, the commands)
+    plans: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -87,7 +89,8 @@ class Decision:
     def to_dict(self) -> dict[str, Any]:
         return {"incident_id": self.incident_id, "account": self.account, "level": self.level,
                 "outcome": self.outcome, "dry_run": self.dry_run, "backends": self.backends,
-                "results": [r.to_dict() for r in self.results], "detail": self.detail, "actor": self.actor}
+                "results": [r.to_dict() for r in self.results], "detail": self.detail, "actor": self.actor,
+                **({"plans": self.plans} if self.plans else {})}
 
 
 class Responder:
@@ -114,6 +117,8 @@ class Responder:
         self.ctx = LockContext(config, queue_ids)
         self._lockers: dict[str, Locker] = {}
         self.lock_config_error: str | None = None
+        #: the backends' self-check problems found at start (the daemon sets them): dry-run alerts name them
+        self.known_problems: list[str] = []
         self.notifier = notifier if notifier is not None else (
             Notifier(config, store) if store is not None and not self.simulate else None)
         self.decisions: list[Decision] = []  # simulate mode keeps them here
@@ -129,6 +134,15 @@ class Responder:
                 if not self.dry_run and not self.simulate:
                     raise
                 self.lock_config_error = str(exc)
+
+    def _plans(self, names: list[str], account: str | None, incident: Any) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for n in names:
+            try:
+                out[n] = self.locker(n).plan(account, incident)
+            except Exception as exc:  # a backend that cannot even say what it would do: that is the news
+                out[n] = [f"cannot be built: {exc}"]
+        return out
 
     def self_check(self) -> list[str]:
         """Every backend of the hold and lock levels checks that it can work (driver, database, grants,
@@ -238,6 +252,7 @@ class Responder:
         elif self.dry_run:
             d.outcome = f"would-{level}"
             d.detail = "dry-run: nothing changed"
+            d.plans = self._plans(names, acct, incident)
             if self.lock_config_error:
                 d.detail += f"; in enforce mode this would fail: {self.lock_config_error}"
         else:
@@ -400,9 +415,10 @@ class Responder:
         if d.outcome == "breaker":
             return f"NOT {verb} (circuit breaker open)", [f"{d.level} skipped: circuit breaker open"], False
         if d.outcome.startswith("would-"):
-            done = [f"would run {n} ({d.level})" for n in d.backends]
+            done = [f"would run {n} ({d.level}): {'; '.join(d.plans.get(n) or ['?'])}" for n in d.backends]
             if self.lock_config_error:
                 done.append(f"but the lock configuration is incomplete: {self.lock_config_error}")
+            done += [f"but in enforce mode this would fail: {p}" for p in self.known_problems]
             return f"WOULD BE {verb} (dry-run)", done, False
         done = [f"{r.backend}: {'ok' if r.ok else 'FAILED'}: {r.detail}" for r in d.results]
         head = verb if d.outcome in ("locked", "held") else f"{verb} {d.outcome.upper()} (see below)"
@@ -454,6 +470,10 @@ class Responder:
             d.outcome, d.detail = "already", f"already locked since {existing['locked_at']:%Y-%m-%d %H:%M} UTC"
         elif dry_run:
             d.outcome, d.detail = f"would-{level}", "dry-run: nothing changed"
+            d.plans = self._plans(names, account, None)
+            problems = self.self_check()
+            if problems:
+                d.detail += "; in enforce mode this would fail: " + "; ".join(problems)
         else:
             for n in names:  # configuration errors are reported before anything changes
                 self.locker(n)

@@ -118,6 +118,11 @@ def lock(account: str, reason: str, level: str, force: bool, dry_run: bool, conf
                 "would-lock": f"dry-run: would lock {account} with {', '.join(d.backends)}.",
                 "would-hold": f"dry-run: would hold the mail of {account} with {', '.join(d.backends)}."}
         click.echo(msgs.get(d.outcome, f"{d.outcome}: {d.detail}"))
+        for name, plan in d.plans.items():
+            for step in plan:
+                click.echo(f"  {name}: would run {step}")
+        if d.outcome.startswith("would-") and "would fail" in d.detail:
+            click.echo("  " + d.detail.split("; ", 1)[1])
         _print_results(d)
         if d.outcome == "failed" and not d.results:
             click.echo(f"  {d.detail}")

@@ -83,6 +83,11 @@ class Locker:
         (better now than at the first incident), in dry-run it is a warning."""
         return []
 
+    def plan(self, account: str | None, incident: Any = None) -> list[str]:
+        """What ``lock`` would run, as an admin reads it (the statement with its parameters, the commands
+        with their arguments), without running anything: for dry-run alerts and ``lock --dry-run``."""
+        return [f"the {self.kind} backend"]
+
     def check_programs(self, *keys: str) -> list[str]:
         """The first word of each argv option *keys* is a program that exists and may be run."""
         out = []

@@ -72,6 +72,11 @@ class CommandLocker(Locker):
             return self.result(False, f"{argv[0]} exited {code}: {out}")
         return self.result(True, out[-500:] or f"{argv[0]} ok", changed=True, **state)
 
+    def plan(self, account: str | None, incident: Any = None) -> list[str]:
+        import shlex
+
+        return [shlex.join(self.expand("lock", self._values(account, incident)))]
+
     def check(self) -> list[str]:
         return self.check_programs(*(k for k in ("lock", "unlock", "status") if self.options.get(k)))
 

@@ -27,6 +27,14 @@ class DoveadmLocker(Locker):
             return False, f"auth cache flush failed (exit {code}): {out}"
         return True, "auth cache flushed"
 
+    def plan(self, account: str | None, incident: Any = None) -> list[str]:
+        argv = self.argv_option("doveadm")
+        out = [" ".join([*argv, "auth", "cache", "flush", account or "ACCOUNT"])] if self.options["flush_auth_cache"] \
+            else []
+        if self.options["kick"]:
+            out.append(" ".join([*argv, "kick", account or "ACCOUNT"]))
+        return out
+
     def check(self) -> list[str]:
         return self.check_programs("doveadm")
 

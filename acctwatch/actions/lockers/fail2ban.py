@@ -46,6 +46,11 @@ class Fail2banLocker(Locker):
             good.append(str(ip))
         return list(dict.fromkeys(good)), skipped
 
+    def plan(self, account: str | None, incident: Any = None) -> list[str]:
+        ips, _skipped = self._ips(incident)
+        client = " ".join(self.argv_option("client"))
+        return [f"{client} set {self.options['jail']} banip {ip}" for ip in ips] or ["no address to ban"]
+
     def check(self) -> list[str]:
         return self.check_programs("client")
 

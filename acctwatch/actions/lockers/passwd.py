@@ -48,6 +48,10 @@ class PasswdLocker(Locker):
             return [*self.argv_option("usermod"), "-L" if lock else "-U"]
         return [*self.argv_option("passwd"), "-l" if lock else "-u"]
 
+    def plan(self, account: str | None, incident: Any = None) -> list[str]:
+        user = map_unix_user(account, self.options) if account else "USER"
+        return [" ".join([*self._flag(True), user])]
+
     def check(self) -> list[str]:
         return self.check_programs(str(self.options["tool"]), "passwd")
 

@@ -30,6 +30,12 @@ class PostsuperLocker(Locker):
     def __init__(self, name: str, options: dict[str, Any], ctx: LockContext) -> None:
         super().__init__(name, options, ctx)
 
+    def plan(self, account: str | None, incident: Any = None) -> list[str]:
+        q = "" if self.options.get("postqueue") is False else f"{' '.join(self._argv('postqueue'))} -j (its queued " \
+            "messages), then "
+        return [f"{q}{' '.join(self._argv('postsuper'))} -h - (the queue ids of {account or 'ACCOUNT'}'s queued "
+                "messages, on stdin)"]
+
     def check(self) -> list[str]:
         return self.check_programs("postsuper", *(() if self.options.get("postqueue") is False else ("postqueue",)))
 

@@ -172,6 +172,11 @@ class SaslHoldLocker(Locker):
                        f"add check_sasl_access {self.table} to smtpd_sender_restrictions in main.cf")
         return out
 
+    def plan(self, account: str | None, incident: Any = None) -> list[str]:
+        iid = getattr(incident, "id", None) or "manual"
+        return [f"add \"{(account or 'ACCOUNT').lower()} {self.options['action']} {MARK} incident {iid}\" to "
+                f"{self.path}, then {' '.join(self._argv('postmap'))} {self.table}"]
+
     def lock(self, account: str | None, incident: Any) -> LockResult:
         if account is None:
             return self.result(False, "no account")

@@ -137,6 +137,15 @@ class SqlLocker(Locker):
             return self.result(False, f"the unlock statement changed no row (account {account!r} gone?)")
         return self.result(True, f"value restored to {prev!r}", changed=True)
 
+    def plan(self, account: str | None, incident: Any = None) -> list[str]:
+        from ...store import mask_url
+
+        vals = self._values(account or "", incident)
+        lock = self.stmts["lock"]
+        params = ", ".join(f":{k} = {v!r}" for k, v in _params(lock, vals).items())
+        return [f"on {mask_url(self.url)}: {self.options['select']} (the value saved for unlock), then "
+                f"{self.options['lock']} with {params}"]
+
     def check(self) -> list[str]:
         """The driver is installed, the database answers with these credentials, and the select, lock and
         unlock statements run on its table (an account that cannot exist, inside a transaction that is rolled

@@ -119,6 +119,8 @@ class Config:
     networks: dict[str, Any] = field(default_factory=dict)
     #: [familiarity]: how per-account profiles learn (see profiles.py)
     familiarity: dict[str, Any] = field(default_factory=dict)
+    #: [metrics]: listen = "127.0.0.1:9419" serves Prometheus metrics (see metrics.py)
+    metrics: dict[str, Any] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -174,7 +176,7 @@ def from_dict(data: dict[str, Any], path: Path | None = None) -> Config:
     check(data, where)
     cfg = Config(path=path, raw=data)
     known = {"general", "sources", "detectors", "accounts", "allowlist", "response", "lockers", "notify",
-             "geoip", "decision_log", "networks", "familiarity"}
+             "geoip", "decision_log", "networks", "familiarity", "metrics"}
     unknown = set(data) - known
     if unknown:
         raise ConfigError(f"{where}: unknown section(s) {', '.join(sorted(unknown))} "
@@ -240,6 +242,7 @@ def from_dict(data: dict[str, Any], path: Path | None = None) -> Config:
     cfg.decision_log = _table(data, "decision_log", where)
     cfg.networks = _table(data, "networks", where)
     cfg.familiarity = _table(data, "familiarity", where)
+    cfg.metrics = _table(data, "metrics", where)
     return cfg
 
 

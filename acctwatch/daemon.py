@@ -190,6 +190,7 @@ class Deliverer(threading.Thread):
         super().__init__(name="acctwatch-notify", daemon=True)
         self.interval = interval
         self.notifier: Any = None
+        self.counts: Any = None
         self.wake = threading.Event()
         self.stopping = threading.Event()
         self._down_logged = -1e9
@@ -202,7 +203,10 @@ class Deliverer(threading.Thread):
             if n is None:
                 continue
             try:
-                n.deliver_pending()
+                rep = n.deliver_pending()
+                if self.counts is not None:
+                    self.counts.inc("notifications", "sent", by=rep.sent)
+                    self.counts.inc("notifications", "failed", by=rep.failed)
             except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError) as exc:
                 now = time.monotonic()  # the store is down: the outbox waits for it (said once a minute)
                 if now - self._down_logged >= 60:
@@ -222,6 +226,7 @@ class _Src:
     reader: FileFollower | JournalSource
     parser: LineParser
     order: int
+    skipped: dict[str, int] = field(default_factory=dict)  # the parser's skip counts already counted
 
 
 class StoreDown(RuntimeError):
@@ -243,6 +248,11 @@ class Daemon:
             engine = Engine(config, store=store, geo=geo if geo is not None else open_geo_or_none(config),
                             scope=self.settings.instance)
         self.engine = engine
+        from .metrics import METRICS_KEY, Counts
+
+        self.counts = Counts(store.load_kv(engine.scope, METRICS_KEY))
+        self._levels_seen: dict[str, str] = {}  # incident id -> the level last counted
+        self.metrics_server: Any = None
         self._geo_stamp = _file_stamps(config.geoip_db)
         self.respond = respond
         self.responder: Any = None
@@ -251,8 +261,10 @@ class Daemon:
         self.deliverer: Deliverer | None = None
         if respond:
             self.responder = attach_response(engine, config, store)
+            self._count_actions()
             self._check_backends(config, at_start=True)
             self.deliverer = Deliverer()
+            self.deliverer.counts = self.counts
             self.deliverer.notifier = getattr(self.responder, "notifier", None)
             if self.deliverer.notifier is not None:
                 self.deliverer.notifier.take_over()
@@ -314,8 +326,18 @@ class Daemon:
                 if cp is not None:
                     self._committed[key] = cp
 
+    def _count_actions(self) -> None:
+        if self.responder is not None:
+            self.responder.on_action = lambda level, backend, result: self.counts.inc(
+                "actions", level, backend, result)
+
     def _log_incident(self, inc: Incident, new: bool) -> None:
         self._batch_incidents[inc.id] = inc
+        if self._levels_seen.get(inc.id) != inc.action:  # opened at a level, or raised to one
+            self._levels_seen[inc.id] = inc.action
+            self.counts.inc("incidents", inc.detector, inc.action)
+            if len(self._levels_seen) > 50_000:
+                del self._levels_seen[next(iter(self._levels_seen))]
         if new:
             (log.info if inc.action == "watch" else log.warning)(
                 "incident %s: %s [%s: %s]", inc.id, inc.summary, inc.detector, inc.action)
@@ -333,12 +355,20 @@ class Daemon:
                 more = True
             nlines += len(lines)
             parser = src.parser
+            counts = self.counts
+            per_file: dict[str, int] = {}
             for ln in lines:
                 parser.source = ln.file
+                per_file[ln.file] = per_file.get(ln.file, 0) + 1
                 ev = parser.parse_bytes(ln.raw, ln.lineno)
                 if ev is not None:
                     evs.append((ev.ts, src.order, seq, ev))
                     seq += 1
+                    counts.inc("events", ev.kind)
+            for f, n in per_file.items():
+                counts.inc("lines_read", str(f), by=n)
+            if lines:
+                self._count_skips(src)
         try:
             new_bans = self.bans.poll()
         except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError):
@@ -354,6 +384,7 @@ class Daemon:
                     self.engine.process(ev)
                 except Exception:  # a bug must not stop the daemon; the line is named for the report
                     self.errors += 1
+                    self.counts.inc("processing_errors")
                     log.exception("error processing %s line %d (skipped)", ev.source, ev.lineno)
             self.events += len(evs)
         positions = {src.key: src.reader.position() for src in self.sources}
@@ -368,6 +399,10 @@ class Daemon:
                 self.store.set_checkpoint(conn, key, pos)
             if self.bans.moved:
                 self.bans.save(conn)
+            if self.counts.dirty:
+                from .metrics import METRICS_KEY
+
+                self.store.save_kv(conn, self.engine.scope, METRICS_KEY, self.counts.row())
 
         outage: float | None = None  # when the store became unreachable
         last_log = 0.0
@@ -387,6 +422,7 @@ class Daemon:
                 # the database is down or restarting: nothing is lost while we wait (positions, windows and
                 # incidents of this batch are committed together once it is back; nothing is read meanwhile)
                 now = time.monotonic()
+                self.counts.inc("store_errors")
                 if outage is None:
                     outage = now
                 if now - last_log >= 60.0:
@@ -432,6 +468,30 @@ class Daemon:
         signal.signal(signal.SIGTERM, on_stop)
         signal.signal(signal.SIGINT, on_stop)
         signal.signal(signal.SIGHUP, on_hup)
+
+    def _count_skips(self, src: _Src) -> None:
+        from .metrics import SKIP_REASONS
+
+        st = src.parser.stats
+        for reason in SKIP_REASONS:
+            now = int(getattr(st, reason, 0))
+            delta = now - src.skipped.get(reason, 0)
+            if delta > 0:
+                self.counts.inc("lines_skipped", src.key, reason, by=delta)
+                src.skipped[reason] = now
+
+    def start_metrics(self) -> None:
+        """Serve /metrics when ``[metrics] listen`` asks for it."""
+        listen = (self.config.metrics or {}).get("listen")
+        if not listen or self.metrics_server is not None:
+            return
+        from .metrics import serve
+
+        try:
+            self.metrics_server = serve(self.store, self.engine.scope, self.counts, str(listen))
+        except OSError as exc:
+            raise ConfigError(f"[metrics] listen = {listen!r}: cannot listen there: {exc.strerror or exc}") from exc
+        log.info("serving metrics on http://%s/metrics", listen)
 
     def run(self) -> int:
         sd = self.sd
@@ -483,6 +543,10 @@ class Daemon:
         return all(src.reader.done if isinstance(src.reader, JournalSource) else True for src in self.sources)
 
     def close(self) -> None:
+        if self.metrics_server is not None:
+            self.metrics_server.shutdown()
+            self.metrics_server.server_close()
+            self.metrics_server = None
         for src in self.sources:
             src.reader.close()
         if self.deliverer is not None:
@@ -575,6 +639,7 @@ class Daemon:
                 log.error("SIGHUP: the new response configuration is invalid, keeping the old one: %s", exc)
                 eng.hooks[:] = old_hooks
             else:
+                self._count_actions()
                 if not self._check_backends(cfg, at_start=False) and cfg.mode == "enforce":
                     log.error("SIGHUP: enforce mode with lock backends that cannot work: stopping (fix them "
                               "and start acctwatch again)")

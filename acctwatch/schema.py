@@ -111,10 +111,14 @@ class DecisionLog(_S):
     state_max: Count = 20_000
 
 
+class Metrics(_S):
+    listen: str | None = None  # "127.0.0.1:9419": serve Prometheus metrics at /metrics (off by default)
+
+
 #: the sections and their schema; detectors, accounts and lockers are tables of tables (below)
 SECTIONS: dict[str, type[Struct]] = {
     "general": General, "sources": Sources, "geoip": GeoIP, "allowlist": Allowlist, "response": Response,
-    "notify": Notify, "decision_log": DecisionLog,
+    "notify": Notify, "decision_log": DecisionLog, "metrics": Metrics,
 }
 DURATIONS = {"general": ("incident_cooldown",), "sources": ("poll_interval", "rotate_grace"),
              "response": ("breaker_window",), "notify": ("timeout", "retry_base", "retry_max")}
@@ -378,6 +382,14 @@ def _semantic(data: dict[str, Any], problems: list[str]) -> None:
     for sec, keys in DURATIONS.items():
         if isinstance(data.get(sec), dict):
             _durations(sec, data[sec], keys, problems)
+    m = data.get("metrics") if isinstance(data.get("metrics"), dict) else {}
+    if isinstance(m.get("listen"), str):
+        from .metrics import parse_listen
+
+        try:
+            parse_listen(m["listen"])
+        except ConfigError as exc:
+            problems.append(str(exc))
 
 
 def validate(data: dict[str, Any]) -> list[str]:

@@ -119,6 +119,8 @@ class Responder:
         self.lock_config_error: str | None = None
         #: the backends' self-check problems found at start (the daemon sets them): dry-run alerts name them
         self.known_problems: list[str] = []
+        #: called with (level, backend, result) after each backend action (the daemon's metrics)
+        self.on_action: Callable[[str, str, str], None] | None = None
         self.notifier = notifier if notifier is not None else (
             Notifier(config, store) if store is not None and not self.simulate else None)
         self.decisions: list[Decision] = []  # simulate mode keeps them here
@@ -362,6 +364,8 @@ class Responder:
                 log.exception("lock backend %s failed", name)
                 r = LockResult(name, False, False, {}, f"{type(exc).__name__}: {exc}")
             d.results.append(r)
+            if self.on_action is not None:
+                self.on_action(level, name, r.result)
             with store.begin() as conn:
                 store.audit(conn, action=level, result=r.result, account=acct, backend=name, incident_id=iid,
                             detail=r.detail, actor=actor, idem_key=idem,

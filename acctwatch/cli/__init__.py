@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "profile": "profile:profile",
     "notify": "notify",
     "config": "config",
+    "metrics": "metrics",
     "trust": "profile:trust",
 }
 

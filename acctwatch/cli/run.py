@@ -37,6 +37,7 @@ def cli(config_path: str | None, from_start: bool, db: str | None, once: bool) -
         if db:
             cfg.db = db
         store, daemon = _start(cfg, config_path, from_start, once)
+        daemon.start_metrics()
     except (ConfigError, PatternError, SourceError) as exc:
         raise click.ClickException(str(exc)) from exc
     daemon.install_signals()

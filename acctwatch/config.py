@@ -176,7 +176,7 @@ def from_dict(data: dict[str, Any], path: Path | None = None) -> Config:
     check(data, where)
     cfg = Config(path=path, raw=data)
     known = {"general", "sources", "detectors", "accounts", "allowlist", "response", "lockers", "notify",
-             "geoip", "decision_log", "networks", "familiarity", "metrics"}
+             "geoip", "decision_log", "networks", "familiarity", "metrics", "store"}
     unknown = set(data) - known
     if unknown:
         raise ConfigError(f"{where}: unknown section(s) {', '.join(sorted(unknown))} "

@@ -480,6 +480,21 @@ class Daemon:
                 self.counts.inc("lines_skipped", src.key, reason, by=delta)
                 src.skipped[reason] = now
 
+    def purge(self) -> dict[str, int]:
+        """Apply ``[store] retention`` (at start, then every ``purge_interval``)."""
+        from .schema import retention
+
+        keep, _every = retention(self.config.raw)
+        try:
+            n = self.store.purge(keep)
+        except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError) as exc:
+            log.warning("purge skipped, the store is unreachable: %s", str(exc).splitlines()[0][:200])
+            return {}
+        if any(n.values()):
+            log.info("purged what is older than its retention: %s",
+                     ", ".join(f"{v} {k}" for k, v in n.items() if v))
+        return n
+
     def start_metrics(self) -> None:
         """Serve /metrics when ``[metrics] listen`` asks for it."""
         listen = (self.config.metrics or {}).get("listen")
@@ -501,10 +516,16 @@ class Daemon:
                  self.settings.instance, self.store.safe_url, self.settings.poll_interval, self.config.mode)
         sd.ready(f"following {len(self.sources)} source(s), mode {self.config.mode}")
         last_status = 0.0
+        from .schema import retention
+
+        next_purge = 0.0  # at start, then every purge_interval
         try:
             while not self._stop.is_set():
                 sd.watchdog()
                 now = time.monotonic()
+                if now >= next_purge and not self.once:
+                    self.purge()
+                    next_purge = now + retention(self.config.raw)[1]
                 if sd.enabled and now - last_status >= 30:
                     last_status = now
                     lag = self._lag()

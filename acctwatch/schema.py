@@ -111,6 +111,19 @@ class DecisionLog(_S):
     state_max: Count = 20_000
 
 
+class Retention(_S):
+    incidents: Duration = "365d"  # by last seen; kept while the account is held or locked
+    audit: Duration = "365d"  # kept while the account is held or locked
+    notifications: Duration = "30d"  # sent (or given up) alerts; pending ones are never deleted
+    bans: Duration = "30d"  # fail2ban bans reported to acctwatch
+    feedback: Duration = "400d"  # what operators taught the profiles
+
+
+class StoreSection(_S):
+    retention: Retention = msgspec.field(default_factory=Retention)
+    purge_interval: Duration = "1h"  # how often the daemon purges (at start too)
+
+
 class Metrics(_S):
     listen: str | None = None  # "127.0.0.1:9419": serve Prometheus metrics at /metrics (off by default)
 
@@ -118,10 +131,11 @@ class Metrics(_S):
 #: the sections and their schema; detectors, accounts and lockers are tables of tables (below)
 SECTIONS: dict[str, type[Struct]] = {
     "general": General, "sources": Sources, "geoip": GeoIP, "allowlist": Allowlist, "response": Response,
-    "notify": Notify, "decision_log": DecisionLog, "metrics": Metrics,
+    "notify": Notify, "decision_log": DecisionLog, "metrics": Metrics, "store": StoreSection,
 }
 DURATIONS = {"general": ("incident_cooldown",), "sources": ("poll_interval", "rotate_grace"),
-             "response": ("breaker_window",), "notify": ("timeout", "retry_base", "retry_max")}
+             "response": ("breaker_window",), "notify": ("timeout", "retry_base", "retry_max"),
+             "store": ("purge_interval",)}
 TABLES = ("detectors", "accounts", "lockers", "networks", "familiarity")
 ALL_SECTIONS = (*SECTIONS, *TABLES)
 
@@ -382,6 +396,9 @@ def _semantic(data: dict[str, Any], problems: list[str]) -> None:
     for sec, keys in DURATIONS.items():
         if isinstance(data.get(sec), dict):
             _durations(sec, data[sec], keys, problems)
+    st = data.get("store") if isinstance(data.get("store"), dict) else {}
+    if isinstance(st.get("retention"), dict):
+        _durations("store.retention", st["retention"], tuple(_fields(Retention)), problems)
     m = data.get("metrics") if isinstance(data.get("metrics"), dict) else {}
     if isinstance(m.get("listen"), str):
         from .metrics import parse_listen
@@ -477,6 +494,13 @@ def check(data: dict[str, Any], where: str) -> None:
 
 
 # ------------------------------------------------------------------------------------------ effective
+def retention(data: dict[str, Any]) -> tuple[dict[str, float], float]:
+    """([store] retention per family in seconds, the purge interval in seconds), defaults filled in."""
+    st = msgspec.convert(data.get("store", {}), StoreSection, strict=True)
+    r = {f: parse_duration(getattr(st.retention, f), f"[store.retention] {f}") for f in _fields(Retention)}
+    return r, parse_duration(st.purge_interval, "[store] purge_interval")
+
+
 def effective(data: dict[str, Any], with_defaults: bool = True) -> dict[str, Any]:
     """The configuration as acctwatch runs it: every key with its value (the file's, else the default)."""
     out: dict[str, Any] = {}

@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -260,6 +260,10 @@ def user_error(exc: BaseException) -> str | None:
 def connect_error_is_fatal(text: str) -> bool:
     low = text.lower()
     return any(w in low for w in _FATAL_CONNECT)
+
+
+#: the next_attempt of a notification given up (never retried; kept for the record until purged)
+GAVE_UP = datetime(9999, 1, 1, tzinfo=UTC)
 
 
 def utcnow() -> datetime:
@@ -538,6 +542,41 @@ class Store:
 
     def delete_lock(self, conn: Connection, account: str) -> bool:
         return bool(conn.execute(locks.delete().where(locks.c.account == account)).rowcount)
+
+    def purge(self, retention: dict[str, float], now: datetime | None = None,
+              dry_run: bool = False) -> dict[str, int]:
+        """Delete what is older than its family's retention (seconds): ``incidents`` (by last_seen),
+        ``audit`` (by time), ``notifications`` (sent or given up), ``bans``, ``feedback``. What a held or
+        locked account's undo and story need is kept while it is held or locked (its incidents and audit
+        rows); alerts not sent yet are never deleted. Returns rows deleted (or that would be) per family."""
+        now = now or utcnow()
+        cut = {k: now - timedelta(seconds=float(v)) for k, v in retention.items()}
+        out: dict[str, int] = {}
+        with self.begin() as conn:
+            held = sa.select(locks.c.account)
+            where = {
+                "incidents": (incidents.c.last_seen < cut["incidents"])
+                & ~sa.func.coalesce(incidents.c.account, "").in_(held) if "incidents" in cut else None,
+                "audit": (audit.c.ts < cut["audit"]) & ~sa.func.coalesce(audit.c.account, "").in_(held)
+                if "audit" in cut else None,
+                "notifications": ((outbox.c.sent_at.is_not(None) & (outbox.c.sent_at < cut["notifications"]))
+                                  | ((outbox.c.next_attempt >= GAVE_UP) & (outbox.c.created_at
+                                                                           < cut["notifications"])))
+                if "notifications" in cut else None,
+                "bans": bans.c.ts < cut["bans"] if "bans" in cut else None,
+                "feedback": feedback.c.ts < cut["feedback"] if "feedback" in cut else None,
+            }
+            tables = {"incidents": incidents, "audit": audit, "notifications": outbox, "bans": bans,
+                      "feedback": feedback}
+            for fam, cond in where.items():
+                if cond is None:
+                    continue
+                t = tables[fam]
+                n = int(conn.execute(sa.select(sa.func.count()).select_from(t).where(cond)).scalar() or 0)
+                if n and not dry_run:
+                    conn.execute(t.delete().where(cond))
+                out[fam] = n
+        return out
 
     def locks(self) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:

@@ -37,7 +37,7 @@ from urllib.parse import quote
 import sqlalchemy as sa
 
 from ..config import Config, ConfigError, parse_duration
-from ..store import Store, utcnow
+from ..store import GAVE_UP, Store, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,6 @@ def _strlist(v: Any, where: str) -> list[str]:
 
 
 #: next_attempt of a message given up on (kept in the outbox, with the reason, for the operator to see)
-GAVE_UP = datetime(9999, 1, 1, tzinfo=UTC)
 
 
 def _label(kind: str, value: str) -> str:

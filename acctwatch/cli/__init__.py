@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "notify": "notify",
     "config": "config",
     "metrics": "metrics",
+    "purge": "purge",
     "trust": "profile:trust",
 }
 

@@ -31,6 +31,7 @@ COMMANDS: dict[str, str] = {
     "config": "config",
     "metrics": "metrics",
     "purge": "purge",
+    "contrib": "contrib",
     "trust": "profile:trust",
 }
 

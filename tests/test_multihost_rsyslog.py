@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import need
 
 from acctwatch.cli import main
 from acctwatch.store import Store
-from conftest import need
 
 GEO = Path(__file__).resolve().parent / "fixtures" / "geo"
 

@@ -81,19 +81,50 @@ class Incident:
                    r["summary"], ev, ips, r.get("updated", 0), r.get("status", "open"), attackers,
                    r.get("detected_at") or r["first_seen"], list(r.get("escalations") or []))
 
-    def escalate(self, level: str, at: datetime, detector: str, rule: str | None, summary: str) -> bool:
+    def escalate(self, level: str, at: datetime, detector: str, rule: str | None, summary: str,
+                 lines: list[str] | None = None) -> bool:
         """Raise the level (never lowers it); True when it rose. The change is kept in ``escalations``."""
         if LEVELS.get(level, 0) <= LEVELS.get(self.action, 0):
             return False
         self.action = level
-        self.escalations.append(_step(at, level, detector, rule, summary))
+        self.escalations.append(_step(at, level, detector, rule, summary, lines))
         return True
 
 
 
-def _step(at: datetime, level: str, detector: str, rule: str | None, summary: str) -> dict[str, Any]:
-    """One entry of an incident's ``escalations``."""
-    return {"at": _iso(at), "level": level, "detector": detector, "rule": rule, "summary": summary}
+def _step(at: datetime, level: str, detector: str, rule: str | None, summary: str,
+          lines: list[str] | None = None) -> dict[str, Any]:
+    """One entry of an incident's ``escalations`` (with the log lines its finding cites, ``FILE:N``)."""
+    d = {"at": _iso(at), "level": level, "detector": detector, "rule": rule, "summary": summary}
+    if lines:
+        d["lines"] = lines
+    return d
+
+
+def cited_lines(*objs: Any, limit: int = 40) -> list[str]:
+    """The log-line positions (``"FILE:N"``, the values of "line" keys, and "lines" lists) cited anywhere in
+    *objs* (evidence, escalations), in order, each once."""
+    out: list[str] = []
+
+    def walk(x: Any) -> None:
+        if len(out) >= limit:
+            return
+        if isinstance(x, dict):
+            v = x.get("line")
+            if isinstance(v, str) and v not in out:
+                out.append(v)
+            for k, y in x.items():
+                if k == "lines" and isinstance(y, list):
+                    out.extend(z for z in y if isinstance(z, str) and z not in out)
+                else:
+                    walk(y)
+        elif isinstance(x, list):
+            for y in x:
+                walk(y)
+
+    for o in objs:
+        walk(o)
+    return out[:limit]
 
 
 def _iso(ts: datetime) -> str:
@@ -137,7 +168,7 @@ class IncidentTracker:
                 # replace the summary and evidence of the one that raised the level
                 cur.summary = f.summary
                 cur.evidence = f.evidence
-            cur.escalate(action, f.ts, f.detector, f.rule, f.summary)
+            cur.escalate(action, f.ts, f.detector, f.rule, f.summary, cited_lines(f.evidence, limit=10))
             cur.ips = list(dict.fromkeys([*cur.ips, *f.ips]))
             cur.attackers = list(dict.fromkeys([*cur.attackers, *f.suspects]))
             cur.updated += 1
@@ -145,7 +176,8 @@ class IncidentTracker:
         inc = Incident(incident_id(subject, f.detector, f.first_seen), f.account, f.detector, action,
                        f.first_seen, f.ts, f.summary, f.evidence, list(dict.fromkeys(f.ips)),
                        attackers=list(dict.fromkeys(f.suspects)), detected_at=f.ts,
-                       escalations=[_step(f.ts, action, f.detector, f.rule, f.summary)])
+                       escalations=[_step(f.ts, action, f.detector, f.rule, f.summary,
+                                          cited_lines(f.evidence, limit=10))])
         self.open[key] = inc
         return inc, True
 
@@ -439,6 +471,8 @@ class Engine:
                                   det.name, ev.source, ev.lineno, self.detector_errors[det.name])
                 continue
             for f in findings:
+                if ev.source and ev.lineno and isinstance(f.evidence, dict) and "line" not in f.evidence:
+                    f.evidence["line"] = f"{ev.source}:{ev.lineno}"  # the line that completed the evidence
                 out.append(self._finding(det, f))
         if prof is not None and ev.fam is not None:  # learn after judging: a verdict is about the past
             kind = ev.kind

@@ -105,9 +105,18 @@ def test_incidents_show_ack_and_close(db: str) -> None:
     assert f"Incident {risk['id']}: anna@example.org [hold, open]" in out
     assert "level:     notify at 2026-11-26T07:11:38 (impossible_travel)" in out
     assert "level:     hold at" in out and '"network": "AS7162"' in out
+    # the log lines its evidence cites, with file and line number, read back from the file
+    assert "  log lines:" in out
+    lines = EXAMPLE.read_text().splitlines()
+    cited = [ln for ln in out.splitlines() if ln.startswith(f"    {EXAMPLE}:")]
+    assert cited, out
+    for ln in cited:
+        n = int(ln.split(":", 2)[1])
+        assert ln.endswith(lines[n - 1]) and "anna@example.org" in lines[n - 1]
     code, out = invoke("incidents", "show", risk["id"], "--db", db, "--json")
     shown = json.loads(out)
     assert shown["incident"]["id"] == risk["id"] and shown["actions"] == [] and shown["alerts"] == []
+    assert shown["log_lines"] and all(x["line"] for x in shown["log_lines"])
     code, out = invoke("incidents", "ack", risk["id"], "--note", "on it", "--db", db)
     assert code == 0 and "open -> acknowledged" in out
     store = Store(db)

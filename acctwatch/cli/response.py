@@ -421,9 +421,11 @@ def show(incident_id: str, config_path: str | None, db: str | None, as_json: boo
                       outbox_table.c.created_at, outbox_table.c.sent_at, outbox_table.c.attempts,
                       outbox_table.c.last_error).where(outbox_table.c.incident_id == inc["id"])
             .order_by(outbox_table.c.id))]
+    cited = _log_lines(inc["evidence"], inc.get("escalations") or [])
     if as_json:
         emit_json({"incident": _incident_dict(inc), "actions": [_incident_dict(a) for a in actions],
-                   "alerts": [_incident_dict(a) for a in alerts]})
+                   "alerts": [_incident_dict(a) for a in alerts],
+                   "log_lines": [{"at": at, "line": text} for at, text in cited]})
         return
     click.echo(f"Incident {inc['id']}: {inc['account'] or '(per IP)'} [{inc['action']}, {inc['status']}]")
     click.echo(f"  {inc['summary']}")
@@ -438,6 +440,10 @@ def show(incident_id: str, config_path: str | None, db: str | None, as_json: boo
     click.echo("  evidence:")
     for line in json.dumps(inc["evidence"], indent=2, default=str, ensure_ascii=False).splitlines()[:80]:
         click.echo(f"    {line}")
+    if cited:
+        click.echo("  log lines:")
+        for at, text in cited:
+            click.echo(f"    {at}: {text if text is not None else '(no longer in that file: rotated away?)'}")
     click.echo("  actions:" if actions else "  actions:   none recorded")
     for a in actions:
         click.echo(f"    {_ts(a['ts'])} {a['action']:<10} {a['backend'] or '-':<10} {a['result']:<8} "
@@ -447,6 +453,35 @@ def show(incident_id: str, config_path: str | None, db: str | None, as_json: boo
         state = f"sent {_ts(a['sent_at'])}" if a["sent_at"] else f"not sent ({a['attempts']} attempts"  \
             + (f", {cut(a['last_error'], 80)}" if a["last_error"] else "") + ")"
         click.echo(f"    {a['target']:<8} {state}: {a['title']}")
+
+
+def _log_lines(evidence: Any, escalations: Any, limit: int = 40) -> list[tuple[str, str | None]]:
+    """The log lines an incident cites ("FILE:N" in its evidence and escalations), each read back from its
+    file (None when the file or the line is gone); control characters shown as escapes (attacker text)."""
+    from ..engine import cited_lines
+
+    found = cited_lines(evidence, escalations, limit=limit)
+    found = found[:limit]
+    wanted: dict[str, set[int]] = {}
+    for at in found:
+        f, _, n = at.rpartition(":")
+        if n.isdigit():
+            wanted.setdefault(f, set()).add(int(n))
+    text: dict[str, str] = {}
+    from ..actions.notify import clean
+    from ..sources.files import iter_lines
+
+    for f, nums in wanted.items():
+        try:
+            last = max(nums)
+            for i, raw in enumerate(iter_lines(f), 1):
+                if i in nums:
+                    text[f"{f}:{i}"] = clean(raw.decode("utf-8", "replace"))
+                if i >= last:
+                    break
+        except Exception:  # a file rotated away or unreadable: said per line
+            continue
+    return [(at, text.get(at)) for at in found]
 
 
 def _set_status(incident_id: str, status: str, note: str, config_path: str | None, db: str | None,

@@ -198,13 +198,15 @@ def geo_brief(ev: Event) -> dict[str, Any]:
 class Seen:
     """A login remembered in a window: its brief (for evidence) and label built only when needed."""
 
-    __slots__ = ("_brief", "_label", "geo", "ip", "service", "ts")
+    __slots__ = ("_brief", "_label", "geo", "ip", "line", "service", "ts")
 
     def __init__(self, ev: Event) -> None:
         self.ts = ev.ts
         self.ip = ev.ip
         self.service = ev.service
         self.geo = ev.geo
+        #: where the line is: "FILE:LINE" (the file as read, its line number), for `incidents show`
+        self.line = f"{ev.source}:{ev.lineno}" if ev.source and ev.lineno else None
         self._brief: dict[str, Any] | None = None
         self._label: str | None = None
 
@@ -214,6 +216,8 @@ class Seen:
             g = self.geo
             if g is not None:
                 d.update(country=g.country, city=g.city, asn=g.asn, asn_org=g.asn_org)
+            if self.line:
+                d["line"] = self.line
             self._brief = d
         return self._brief
 
@@ -228,6 +232,7 @@ class Seen:
         obj.ts = datetime.fromisoformat(str(brief["ts"]).replace("Z", "+00:00"))
         obj.ip = brief.get("ip")
         obj.service = brief.get("service")
+        obj.line = brief.get("line")
         obj.geo = None
         obj._brief = brief
         obj._label = label

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -18,12 +19,33 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "mail.log"
 
 
-@pytest.fixture()
-def db(tmp_path: Path) -> str:
-    url = f"sqlite:///{tmp_path / 's.db'}"
+@pytest.fixture(params=["sqlite", "pg"])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    """A store built by `acctwatch replay --db` of the example log, on SQLite and on PostgreSQL (a private
+    database per test)."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 's.db'}"
+        admin = name = None
+    else:
+        import uuid
+
+        import sqlalchemy as sa
+
+        base = request.getfixturevalue("pg_url")
+        name = f"aw_cli_{uuid.uuid4().hex[:8]}"
+        admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+        with admin.connect() as c:
+            c.execute(sa.text(f"CREATE DATABASE {name}"))
+        url = base.rsplit("/", 1)[0] + f"/{name}"
     r = CliRunner().invoke(main, ["replay", "--db", url, str(EXAMPLE)])
     assert r.exit_code == 0, r.output
-    return url
+    yield url
+    if admin is not None:
+        import sqlalchemy as sa
+
+        with admin.connect() as c:
+            c.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        admin.dispose()
 
 
 def invoke(*args: str) -> tuple[int, str]:

@@ -145,6 +145,10 @@ def attach_response(engine: Engine, config: Config, store: Store) -> Any:
     return responder
 
 
+#: while catching up on a backlog, batches are this many times [sources] batch_lines
+CATCH_UP_FACTOR = 4
+
+
 def _file_stamps(paths: list[str]) -> tuple[Any, ...]:
     """(inode, mtime, size) of each file, None when missing: tells a file replaced in place."""
     import os
@@ -273,6 +277,8 @@ class Daemon:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._reload = False
+        self._behind = False  # the last batch was full: reading a backlog
+        self._batch_submissions: set[str] = set()  # queue ids of submissions parsed in this batch
         self.exit_code = 0
         self.on_commit: list[Callable[[list[Incident]], None]] = []
         self._batch_incidents: dict[str, Incident] = {}
@@ -293,7 +299,17 @@ class Daemon:
         return f"{self.settings.instance}:{kind}:{name}"
 
     def _parser(self, name: str) -> LineParser:
-        return LineParser(self.patterns, Clock(zone=self.config.timezone, year=self.config.year), source=name)
+        """The same parser as replay's: lines that can only give event kinds no detector consumes are dropped
+        by the prefilter (the daemon catching up on a backlog reads as fast as a replay)."""
+        return LineParser(self.patterns, Clock(zone=self.config.timezone, year=self.config.year), source=name,
+                          kinds=self.engine.wanted_kinds(), queue_filter=self._queue_wanted)
+
+    def _queue_wanted(self, queue_id: str) -> bool:
+        """Whether a Postfix queue/delivery line matters: its queue id is in the engine's queue join (an
+        authenticated submission), or was submitted earlier in this batch (parsed, not yet processed: Postfix
+        logs the submission before its queue and delivery lines). Inbound mail, most of an MX's lines, is
+        skipped before any regex, as in replay."""
+        return queue_id in self.engine.join.table or queue_id in self._batch_submissions
 
     def _open_sources(self) -> None:
         s = self.settings
@@ -349,24 +365,32 @@ class Daemon:
         nlines = 0
         more = False
         seq = 0
+        # catching up on a backlog (the last batch was full): larger batches, i.e. fewer commits of the same
+        # windows and profiles (each batch is still one transaction: a crash loses nothing)
+        limit = self.settings.batch_lines * (CATCH_UP_FACTOR if self._behind else 1)
         for src in self.sources:
-            lines: list[Line] = src.reader.poll(self.settings.batch_lines)
-            if len(lines) >= self.settings.batch_lines:
+            lines: list[Line] = src.reader.poll(limit)
+            if len(lines) >= limit:
                 more = True
             nlines += len(lines)
             parser = src.parser
             counts = self.counts
-            per_file: dict[str, int] = {}
-            for ln in lines:
-                parser.source = ln.file
-                per_file[ln.file] = per_file.get(ln.file, 0) + 1
-                ev = parser.parse_bytes(ln.raw, ln.lineno)
-                if ev is not None:
+            # runs of consecutive lines of one file go through the parser's tight loop (as in replay)
+            i = 0
+            while i < len(lines):
+                first = lines[i]
+                j = i + 1
+                while j < len(lines) and lines[j].file == first.file and lines[j].lineno == first.lineno + (j - i):
+                    j += 1
+                parser.source = first.file
+                for ev in parser.iter_events([ln.raw for ln in lines[i:j]], first.lineno):
                     evs.append((ev.ts, src.order, seq, ev))
                     seq += 1
                     counts.inc("events", ev.kind)
-            for f, n in per_file.items():
-                counts.inc("lines_read", str(f), by=n)
+                    if ev.kind == "message":
+                        self._batch_submissions.add(ev.queue_id)  # type: ignore[attr-defined]
+                counts.inc("lines_read", str(first.file), by=j - i)
+                i = j
             if lines:
                 self._count_skips(src)
         try:
@@ -387,10 +411,12 @@ class Daemon:
                     self.counts.inc("processing_errors")
                     log.exception("error processing %s line %d (skipped)", ev.source, ev.lineno)
             self.events += len(evs)
+        self._batch_submissions.clear()  # (processed: the join has them now)
         positions = {src.key: src.reader.position() for src in self.sources}
         changed = {k: v for k, v in positions.items() if self._committed.get(k) != v}
         if changed or self.engine._dirty or self.bans.moved:
             self._commit(changed)
+        self._behind = more
         return nlines, more
 
     def _commit(self, changed: dict[str, dict[str, Any]]) -> None:
@@ -516,6 +542,13 @@ class Daemon:
                  self.settings.instance, self.store.safe_url, self.settings.poll_interval, self.config.mode)
         sd.ready(f"following {len(self.sources)} source(s), mode {self.config.mode}")
         last_status = 0.0
+        import gc
+
+        from .replay import GC_GEN0
+
+        gc.freeze()  # what start-up built lives as long as the daemon: the cyclic collector leaves it alone
+        t = gc.get_threshold()
+        gc.set_threshold(max(t[0], GC_GEN0), t[1], t[2])
         from .schema import retention
 
         next_purge = 0.0  # at start, then every purge_interval
@@ -550,6 +583,8 @@ class Daemon:
         finally:
             sd.stopping()
             self.close()
+            gc.set_threshold(*t)
+            gc.unfreeze()
         log.info("stopped after %d lines, %d events", self.lines, self.events)
         return self.exit_code
 
@@ -636,9 +671,9 @@ class Daemon:
                 old_geo.close()
             log.info("SIGHUP: GeoIP databases reopened")
         self.patterns = patterns
+        kinds = eng.wanted_kinds()  # (the reloaded detectors may consume other kinds)
         for src in self.sources:
-            src.parser.patterns = patterns
-            src.parser._literals = patterns.literals
+            src.parser.configure(patterns, kinds)
         keep_instance = settings.instance == self.settings.instance
         self.config, self.settings = cfg, settings
         if not keep_instance:

@@ -14,15 +14,17 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
-
-from sqlalchemy.engine import Connection
+from typing import TYPE_CHECKING, Any
 
 from .config import LEVELS, Config
 from .detectors import Detector, Finding, build
 from .events import Event
 from .profiles import Profiles
-from .store import Store
+
+if TYPE_CHECKING:  # (SQLAlchemy is imported only when a store is used: a replay without --db starts fast)
+    from sqlalchemy.engine import Connection
+
+    from .store import Store
 
 log = logging.getLogger(__name__)
 

@@ -349,13 +349,17 @@ class LineParser:
         *kinds*, when given, limits parsing to the event kinds somebody consumes (the engine's detectors):
         lines that could only give other kinds are dropped by the prefilter."""
         self.queue_filter = queue_filter
-        self.patterns = patterns
         self.clock = clock or Clock()
         self.source = source
         self.track_unmatched = track_unmatched
         self.stats = ParseStats()
-        self.kinds = frozenset(kinds) if kinds is not None and not track_unmatched else None
-        if track_unmatched:
+        self.configure(patterns, kinds)
+
+    def configure(self, patterns: PatternSet, kinds: Iterable[str] | None = None) -> None:
+        """Use *patterns*, limited to the event *kinds* somebody consumes (a SIGHUP reload calls this)."""
+        self.patterns = patterns
+        self.kinds = frozenset(kinds) if kinds is not None and not self.track_unmatched else None
+        if self.track_unmatched:
             self._literals = patterns.all_literals
         else:
             self._literals = patterns.literals_for(self.kinds)

@@ -9,7 +9,6 @@ from ..config import LEVELS, ConfigError, load
 from ..parsing import PatternError
 from ..replay import replay
 from ..sources.files import SourceError, describe, expand
-from ..store import Store
 from .common import Progress, emit_json, emit_jsonl, parse_time
 
 WOULD = {"lock": "would lock", "hold": "would hold mail", "notify": "would notify",
@@ -51,7 +50,11 @@ def cli(files: tuple[str, ...], config_path: str | None, db: str | None, geoip_d
         names = expand(files)
         infos = [describe(n) for n in names]
         patterns = load_patterns(cfg)
-        store = Store(db or "sqlite://")
+        store = None
+        if db:  # (without --db: no store at all, not even in memory; SQLAlchemy is not even imported)
+            from ..store import Store
+
+            store = Store(db)
         engine = build_engine(cfg, store)
         if decision_log:
             from ..actions.decisionlog import DecisionLog

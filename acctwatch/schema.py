@@ -446,8 +446,9 @@ def validate(data: dict[str, Any]) -> list[str]:
             continue
         for name, opts in sub.items():
             _detector(name, opts, f"accounts.\"{acct}\".detectors.{name}", dets, problems)
-    lks = locker_schemas()
-    for name, opts in _tables(data, "lockers", problems).items():
+    lockers = _tables(data, "lockers", problems)
+    lks = locker_schemas() if lockers else {}  # (the backends' modules import SQLAlchemy: only when needed)
+    for name, opts in lockers.items():
         kind = opts.get("type", name)
         if kind not in lks:
             close = difflib.get_close_matches(str(kind), list(lks), n=1, cutoff=0.6)

@@ -113,12 +113,25 @@ class ByteTail(Pygtail):  # type: ignore[misc]
         self.fh = None
 
     def read_lines(self, limit: int) -> list[bytes]:
+        """Up to *limit* complete lines: what ``next()`` gives line by line (this class turns pygtail's
+        rotation and offset-file handling off), in one loop over the handle (a backlog reads fast)."""
+        fh = self._filehandle()
+        readline = fh.readline
         out: list[bytes] = []
+        append = out.append
+        offset = self.offset
+        final = self.final
         while len(out) < limit:
-            try:
-                out.append(self.next().rstrip(b"\r\n"))
-            except StopIteration:
+            line = readline(MAX_PARTIAL)
+            if not line:
                 break
+            if not line.endswith(b"\n") and len(line) < MAX_PARTIAL and not final:
+                fh.seek(offset)  # unfinished: leave it for the next poll
+                break
+            offset += len(line)
+            append(line.rstrip(b"\r\n"))
+        self.offset = offset
+        self.lineno += len(out)
         return out
 
     def ino(self) -> tuple[int, int]:

@@ -86,7 +86,10 @@ def _counting(lines: Iterator[bytes], progress: Callable[[int], None]) -> Iterat
 
 def replay(engine: Engine, files: list[str], patterns: PatternSet, zone: str = "local",
            year: int | None = None, since: datetime | None = None, until: datetime | None = None,
-           progress: Callable[[int], None] | None = None, flush_every: int = 50_000) -> ReplayResult:
+           progress: Callable[[int], None] | None = None, flush_every: int | None = None) -> ReplayResult:
+    """Run *files* through *engine*. What it learned is written to its store once, at the end (the same rows
+    as flushing along the way, in less time: a replay has no crash to survive; *flush_every* events
+    flushes along the way)."""
     stats: list[ParseStats] = []
     sources: list[str] = []
     engine.persist_join = False  # archives: no restart to survive
@@ -117,7 +120,7 @@ def replay(engine: Engine, files: list[str], patterns: PatternSet, zone: str = "
             for inc in engine.process(ev):
                 seen[inc.id] = inc
             n += 1
-            if n % flush_every == 0:
+            if flush_every and n % flush_every == 0:
                 engine.flush()
     finally:
         gc.set_threshold(*thresholds)

@@ -147,6 +147,8 @@ def attach_response(engine: Engine, config: Config, store: Store) -> Any:
 
 #: while catching up on a backlog, batches are this many times [sources] batch_lines
 CATCH_UP_FACTOR = 4
+#: while catching up, full batches are committed together at most this often (seconds)
+COMMIT_INTERVAL = 5.0
 
 
 def _file_stamps(paths: list[str]) -> tuple[Any, ...]:
@@ -278,6 +280,7 @@ class Daemon:
         self._wake = threading.Event()
         self._reload = False
         self._behind = False  # the last batch was full: reading a backlog
+        self._last_commit = time.monotonic()
         self._batch_submissions: set[str] = set()  # queue ids of submissions parsed in this batch
         self.exit_code = 0
         self.on_commit: list[Callable[[list[Incident]], None]] = []
@@ -414,8 +417,13 @@ class Daemon:
         self._batch_submissions.clear()  # (processed: the join has them now)
         positions = {src.key: src.reader.position() for src in self.sources}
         changed = {k: v for k, v in positions.items() if self._committed.get(k) != v}
-        if changed or self.engine._dirty or self.bans.moved:
+        # reading a backlog: full batches are committed together every COMMIT_INTERVAL seconds (a crash
+        # re-reads from the last commit: nothing is lost, the same incidents come again with the same ids
+        # and the responder's idempotency keys make them no-ops); otherwise, and when stopping, at once
+        if (changed or self.engine._dirty or self.bans.moved) and (
+                not more or self._stop.is_set() or time.monotonic() - self._last_commit >= COMMIT_INTERVAL):
             self._commit(changed)
+            self._last_commit = time.monotonic()
         self._behind = more
         return nlines, more
 

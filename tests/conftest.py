@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT.parent / "shared" / "corpus"
@@ -54,6 +56,24 @@ def pg_url() -> str:
     err = _reachable(url)
     need(err is None, f"PostgreSQL at {url} not reachable: {err}")
     return url
+
+
+@pytest.fixture()
+def private_pg_url(pg_url: str) -> Any:
+    """A PostgreSQL database of this test's own (created, and dropped afterwards): a store whose rows no
+    other test sees."""
+    import uuid
+
+    name = f"aw_test_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(sa.text(f"CREATE DATABASE {name}"))
+    try:
+        yield pg_url.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as c:
+            c.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        admin.dispose()
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -20,32 +19,14 @@ EXAMPLE = ROOT / "examples" / "mail.log"
 
 
 @pytest.fixture(params=["sqlite", "pg"])
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A store built by `acctwatch replay --db` of the example log, on SQLite and on PostgreSQL (a private
     database per test)."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 's.db'}"
-        admin = name = None
-    else:
-        import uuid
-
-        import sqlalchemy as sa
-
-        base = request.getfixturevalue("pg_url")
-        name = f"aw_cli_{uuid.uuid4().hex[:8]}"
-        admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
-        with admin.connect() as c:
-            c.execute(sa.text(f"CREATE DATABASE {name}"))
-        url = base.rsplit("/", 1)[0] + f"/{name}"
+    url = f"sqlite:///{tmp_path / 's.db'}" if request.param == "sqlite" else str(
+        request.getfixturevalue("private_pg_url"))
     r = CliRunner().invoke(main, ["replay", "--db", url, str(EXAMPLE)])
     assert r.exit_code == 0, r.output
-    yield url
-    if admin is not None:
-        import sqlalchemy as sa
-
-        with admin.connect() as c:
-            c.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        admin.dispose()
+    return url
 
 
 def invoke(*args: str) -> tuple[int, str]:

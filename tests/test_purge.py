@@ -4,10 +4,8 @@ go, recent ones stay, a held or locked account keeps its incidents and audit tra
 from __future__ import annotations
 
 import json
-import uuid
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -19,22 +17,10 @@ from acctwatch.store import Store, audit, bans, feedback, incidents, outbox, utc
 
 
 @pytest.fixture(params=["sqlite", "pg"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'aw.db'}"
-        return
-    base = request.getfixturevalue("pg_url")
-    # a private database per test run: the purge must not see other tests' rows
-    name = f"aw_purge_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(sa.text(f"CREATE DATABASE {name}"))
-    url = base.rsplit("/", 1)[0] + f"/{name}"
-    yield url
-    sa.create_engine(url).dispose()
-    with admin.connect() as c:
-        c.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-    admin.dispose()
+        return f"sqlite:///{tmp_path / 'aw.db'}"
+    return str(request.getfixturevalue("private_pg_url"))
 
 
 def _seed(store: Store) -> None:

@@ -377,7 +377,7 @@ class Daemon:
                 more = True
             nlines += len(lines)
             parser = src.parser
-            counts = self.counts
+            kinds: dict[str, int] = {}  # events per kind, counted once per batch (not a locked update per event)
             # runs of consecutive lines of one file go through the parser's tight loop (as in replay)
             i = 0
             while i < len(lines):
@@ -389,11 +389,13 @@ class Daemon:
                 for ev in parser.iter_events([ln.raw for ln in lines[i:j]], first.lineno):
                     evs.append((ev.ts, src.order, seq, ev))
                     seq += 1
-                    counts.inc("events", ev.kind)
+                    kinds[ev.kind] = kinds.get(ev.kind, 0) + 1
                     if ev.kind == "message":
                         self._batch_submissions.add(ev.queue_id)  # type: ignore[attr-defined]
-                counts.inc("lines_read", str(first.file), by=j - i)
+                self.counts.inc("lines_read", str(first.file), by=j - i)
                 i = j
+            for kind, k in kinds.items():
+                self.counts.inc("events", kind, by=k)
             if lines:
                 self._count_skips(src)
         try:

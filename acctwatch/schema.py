@@ -502,13 +502,13 @@ def retention(data: dict[str, Any]) -> tuple[dict[str, float], float]:
     return r, parse_duration(st.purge_interval, "[store] purge_interval")
 
 
-def effective(data: dict[str, Any], with_defaults: bool = True) -> dict[str, Any]:
+def effective(data: dict[str, Any]) -> dict[str, Any]:
     """The configuration as acctwatch runs it: every key with its value (the file's, else the default)."""
     out: dict[str, Any] = {}
     for sec, cls in SECTIONS.items():
         given = data.get(sec, {})
         obj = msgspec.convert(given, cls, strict=True)
-        out[sec] = msgspec.to_builtins(obj) if not with_defaults else _all(obj)
+        out[sec] = _all(obj)
     out["familiarity"] = _all(msgspec.convert(data.get("familiarity", {}), familiarity_schema(), strict=True))
     out["networks"] = _all(msgspec.convert(data.get("networks", {}), networks_schema(), strict=True))
     dets = detector_schemas()

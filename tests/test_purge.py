@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from acctwatch.cli import main
 from acctwatch.engine import Incident
-from acctwatch.store import Store, audit, bans, feedback, incidents, outbox, utcnow
+from acctwatch.store import Store, bans, feedback, incidents, outbox, utcnow
 
 
 @pytest.fixture(params=["sqlite", "pg"])
@@ -81,7 +81,3 @@ def test_a_bad_retention_is_one_config_error(tmp_path: Path) -> None:
     cfg.write_text('[store.retention]\nincident = "30d"\n')
     r = CliRunner().invoke(main, ["purge", "-c", str(cfg)])
     assert r.exit_code == 1 and "[store.retention] unknown key 'incident'; did you mean 'incidents'?" in r.output
-
-
-def test_audit_table_columns_exist() -> None:
-    assert {"ts", "account"} <= {c.name for c in audit.columns}

@@ -391,9 +391,8 @@ class Responder:
         result = {"alert": "ok", "watch": "ok", "locked": "ok", "held": "ok", "partial": "partial", "failed": "failed",
                   "would-lock": "dry-run", "would-hold": "dry-run", "protected": "skipped",
                   "already": "skipped", "breaker": "skipped"}[d.outcome]
-        action = d.level if d.level != "notify" else "notify"
         with self.store.begin() as conn:
-            written = self.store.audit(conn, action=action, result=result, account=d.account,
+            written = self.store.audit(conn, action=d.level, result=result, account=d.account,
                                        incident_id=d.incident_id, detail=f"{d.outcome}: {d.detail}".strip(": "),
                                        actor=d.actor, idem_key=f"inc:{d.incident_id}:decided{suffix}",
                                        event_time=incident.last_seen)

@@ -29,7 +29,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -39,11 +38,11 @@ from sqlalchemy.engine import Connection
 
 from .config import Config, ConfigError, load, parse_duration
 from .detectors import build
-from .engine import Engine, Incident
+from .engine import Engine, Incident, merge_by_time
 from .events import Event
 from .headers import Clock
 from .parsing import LineParser, PatternError, PatternSet
-from .sources.follow import FileFollower, Line, expand_globs
+from .sources.follow import FileFollower, Run, expand_globs
 from .sources.journald import DEFAULT_UNITS, JournalSource
 from .store import Store
 
@@ -364,58 +363,53 @@ class Daemon:
     # -- one batch ---------------------------------------------------------------------------------
     def poll_once(self) -> tuple[int, bool]:
         """Read, process and commit one batch. Returns (lines read, whether a source had more)."""
-        evs: list[tuple[datetime, int, int, Event]] = []
+        streams: list[list[Event]] = []
         nlines = 0
         more = False
-        seq = 0
         # catching up on a backlog (the last batch was full): larger batches, i.e. fewer commits of the same
         # windows and profiles (each batch is still one transaction: a crash loses nothing)
         limit = self.settings.batch_lines * (CATCH_UP_FACTOR if self._behind else 1)
         for src in self.sources:
-            lines: list[Line] = src.reader.poll(limit)
-            if len(lines) >= limit:
+            runs: list[Run] = src.reader.poll_runs(limit)
+            n = sum(len(r.raws) for r in runs)
+            if n >= limit:
                 more = True
-            nlines += len(lines)
+            nlines += n
             parser = src.parser
+            evs: list[Event] = []
             kinds: dict[str, int] = {}  # events per kind, counted once per batch (not a locked update per event)
-            # runs of consecutive lines of one file go through the parser's tight loop (as in replay)
-            i = 0
-            while i < len(lines):
-                first = lines[i]
-                j = i + 1
-                while j < len(lines) and lines[j].file == first.file and lines[j].lineno == first.lineno + (j - i):
-                    j += 1
-                parser.source = first.file
-                for ev in parser.iter_events([ln.raw for ln in lines[i:j]], first.lineno):
-                    evs.append((ev.ts, src.order, seq, ev))
-                    seq += 1
-                    kinds[ev.kind] = kinds.get(ev.kind, 0) + 1
-                    if ev.kind == "message":
+            for run in runs:  # runs of consecutive lines of one file go through the parser's tight loop
+                parser.source = run.file
+                for ev in parser.iter_events(run.raws, run.lineno):
+                    evs.append(ev)
+                    kind = ev.kind
+                    kinds[kind] = kinds.get(kind, 0) + 1
+                    if kind == "message":
                         self._batch_submissions.add(ev.queue_id)  # type: ignore[attr-defined]
-                self.counts.inc("lines_read", str(first.file), by=j - i)
-                i = j
+                self.counts.inc("lines_read", str(run.file), by=len(run.raws))
             for kind, k in kinds.items():
                 self.counts.inc("events", kind, by=k)
-            if lines:
+            if runs:
                 self._count_skips(src)
+            if evs:
+                streams.append(evs)
         try:
             new_bans = self.bans.poll()
         except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError):
             new_bans = []  # the store is down: the bans are read once it is back (the commit below waits)
-        for ev in new_bans:  # (a tie with a log line: the ban first, as in replay)
-            evs.append((ev.ts, -1, seq, ev))
-            seq += 1
+        if new_bans:
+            streams.insert(0, list(new_bans))  # (a tie with a log line: the ban first, as in replay)
         self.lines += nlines
-        if evs:
-            evs.sort(key=lambda t: t[:3])
-            for _, _, _, ev in evs:
+        if streams:
+            # each source in its own order, sources merged by event time: as replay does
+            for ev in merge_by_time(streams):
                 try:
                     self.engine.process(ev)
                 except Exception:  # a bug must not stop the daemon; the line is named for the report
                     self.errors += 1
                     self.counts.inc("processing_errors")
                     log.exception("error processing %s line %d (skipped)", ev.source, ev.lineno)
-            self.events += len(evs)
+                self.events += 1
         self._batch_submissions.clear()  # (processed: the join has them now)
         positions = {src.key: src.reader.position() for src in self.sources}
         changed = {k: v for k, v in positions.items() if self._committed.get(k) != v}

@@ -11,7 +11,7 @@ import hashlib
 import heapq
 import logging
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -214,6 +214,8 @@ class QueueJoin:
         self.cap = cap
         self.table: OrderedDict[str, list[Any]] = OrderedDict()  # qid -> [account, ip, ts, queued]
         self._dirty: set[str] = set()  # changed since export_changes(): committed with the checkpoints
+        #: whether export_changes() is wanted (the daemon saves the join; a replay of archives does not)
+        self.track_changes = True
 
     def feed(self, ev: Event) -> bool:
         """Annotate *ev*; False when it is a repeat that detectors must not count again."""
@@ -222,7 +224,8 @@ class QueueJoin:
             qid = ev.queue_id  # type: ignore[attr-defined]
             self.table[qid] = [ev.account, ev.ip, ev.ts, False]
             self.table.move_to_end(qid)
-            self._dirty.add(qid)
+            if self.track_changes:
+                self._dirty.add(qid)
             self._expire(ev.ts)
             return True
         if kind == "queue" or kind == "delivery":
@@ -237,7 +240,8 @@ class QueueJoin:
                 if ent[3]:
                     return False  # qmgr logs the same queue file again after each deferral
                 ent[3] = True
-                self._dirty.add(ev.queue_id)  # type: ignore[attr-defined]
+                if self.track_changes:
+                    self._dirty.add(ev.queue_id)  # type: ignore[attr-defined]
         return True
 
     def _expire(self, now: datetime) -> None:
@@ -246,7 +250,9 @@ class QueueJoin:
         while t:
             _qid, ent = next(iter(t.items()))
             if ent[2] < limit or len(t) > self.cap:
-                self._dirty.add(t.popitem(last=False)[0])
+                qid = t.popitem(last=False)[0]
+                if self.track_changes:
+                    self._dirty.add(qid)
             else:
                 break
 
@@ -572,7 +578,7 @@ def event_from_dict(d: dict[str, Any]) -> Event:
     return cls(**d)
 
 
-def merge_by_time(streams: list[Iterator[Event]]) -> Iterator[Event]:
+def merge_by_time(streams: Sequence[Iterable[Event]]) -> Iterator[Event]:
     """Merge per-file event streams (each in time order) into one stream in time order.
 
     Ties keep the order of *streams*, so the result is the same on every run.

@@ -246,3 +246,32 @@ def test_bytetail_is_a_pygtail_without_offset_files(tmp_path: Path) -> None:
     assert (t.offset, t.lineno) == (5, 2)
     assert not (tmp_path / "m.log.offset").exists()
     t.close()
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_block_reads_match_readline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int) -> None:
+    """Reading a plain file in blocks gives exactly the lines, offsets and line numbers that readline gives
+    (CRLF, blank lines, lines longer than a block, an unfinished last line, any limit), also while the file
+    grows; MAX_PARTIAL is shrunk so that the block edges fall everywhere."""
+    import acctwatch.sources.follow as follow
+
+    monkeypatch.setattr(follow, "MAX_PARTIAL", 64)
+    rnd = random.Random(seed)
+    p = tmp_path / "mail.log"
+    p.write_bytes(b"")
+    fast, slow = ByteTail(str(p)), ByteTail(str(p))
+    got_fast: list[bytes] = []
+    got_slow: list[bytes] = []
+    for step in range(60):
+        with open(p, "ab") as fh:
+            for _ in range(rnd.randrange(0, 8)):
+                n = rnd.choice([0, 1, 5, 30, 62, 63, 64, 65, 130])
+                fh.write(bytes(rnd.choice(b"ab \r\xff") for _ in range(n)) + rnd.choice([b"\n", b"\r\n", b""]))
+        fast.final = slow.final = step == 59
+        limit = rnd.choice([1, 2, 7, 1000])
+        got_fast += fast.read_lines(limit)
+        got_slow += slow._read_each(slow._filehandle(), limit)
+        assert (fast.offset, fast.lineno) == (slow.offset, slow.lineno)
+        assert got_fast == got_slow
+    fast.close()
+    slow.close()

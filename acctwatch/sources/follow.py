@@ -38,7 +38,7 @@ import logging
 import os
 import time
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
 from pygtail import Pygtail
 
@@ -56,6 +56,29 @@ class Line:
     raw: bytes  # without the line ending
     file: str  # the file it was read from (the followed path, or the rotated name it had)
     lineno: int  # line number in that file
+
+
+class Run(NamedTuple):
+    """Consecutive lines of one file: what the daemon hands to the parser's loop in one call."""
+
+    file: str
+    lineno: int  # of the first line
+    raws: list[bytes]
+
+
+def lines_of(runs: list[Run]) -> list[Line]:
+    return [Line(raw, r.file, r.lineno + i) for r in runs for i, raw in enumerate(r.raws)]
+
+
+def runs_of(lines: list[Line]) -> list[Run]:
+    """The runs of *lines* (consecutive line numbers of one file)."""
+    out: list[Run] = []
+    for ln in lines:
+        if out and out[-1].file == ln.file and out[-1].lineno + len(out[-1].raws) == ln.lineno:
+            out[-1].raws.append(ln.raw)
+        else:
+            out.append(Run(ln.file, ln.lineno, [ln.raw]))
+    return out
 
 
 class ByteTail(Pygtail):  # type: ignore[misc]
@@ -114,8 +137,48 @@ class ByteTail(Pygtail):  # type: ignore[misc]
 
     def read_lines(self, limit: int) -> list[bytes]:
         """Up to *limit* complete lines: what ``next()`` gives line by line (this class turns pygtail's
-        rotation and offset-file handling off), in one loop over the handle (a backlog reads fast)."""
+        rotation and offset-file handling off). A plain file is read in blocks split in C (a backlog reads
+        fast); compressed files and any line near ``MAX_PARTIAL`` go line by line."""
         fh = self._filehandle()
+        out: list[bytes] = []
+        if isinstance(fh, io.BufferedReader):
+            out = self._read_blocks(fh, limit)
+        if len(out) < limit:
+            out += self._read_each(fh, limit - len(out))
+        return out
+
+    def _read_blocks(self, fh: BinaryIO, limit: int) -> list[bytes]:
+        """Whole lines from blocks of ``MAX_PARTIAL`` bytes; stops (the position at the next line start) at a
+        block with a line of ``MAX_PARTIAL - 1`` bytes or more, which :meth:`_read_each` cuts as readline
+        would, and at an unfinished last line."""
+        out: list[bytes] = []
+        offset = self.offset
+        while len(out) < limit:
+            data = fh.read(MAX_PARTIAL)
+            if not data:
+                break
+            parts = data.split(b"\n")
+            tail = parts.pop()
+            if len(tail) >= MAX_PARTIAL - 1 or (parts and max(map(len, parts)) >= MAX_PARTIAL - 1):
+                break  # a giant line: cut the way readline(MAX_PARTIAL) cuts it
+            room = limit - len(out)
+            if len(parts) > room:
+                del parts[room:]
+                tail = b"more"
+            if not parts:
+                break  # no newline in what is there: an unfinished line, or the file's last (final) one
+            offset += sum(map(len, parts)) + len(parts)
+            out += [p.rstrip(b"\r") for p in parts] if b"\r" in data else parts
+            if len(data) < MAX_PARTIAL:
+                break  # the end of the file (an unfinished line after it is left to _read_each)
+            if tail:
+                fh.seek(offset)  # the block cut a line: read it again with the next block
+        self.lineno += len(out)
+        self.offset = offset
+        fh.seek(offset)
+        return out
+
+    def _read_each(self, fh: BinaryIO, limit: int) -> list[bytes]:
         readline = fh.readline
         out: list[bytes] = []
         append = out.append
@@ -262,7 +325,12 @@ class FileFollower:
     # -- polling -----------------------------------------------------------------------------------
     def poll(self, limit: int = 10_000) -> list[Line]:
         """Complete new lines (at most *limit*), in file order; the position advances past them."""
-        out: list[Line] = []
+        return lines_of(self.poll_runs(limit))
+
+    def poll_runs(self, limit: int = 10_000) -> list[Run]:
+        """:meth:`poll` as runs of consecutive lines of one file (no object per line)."""
+        out: list[Run] = []
+        n = 0
         for _ in range(16):  # bounded: a few file switches per poll at most
             if self.tail is None and not self._try_open_new():
                 break
@@ -270,17 +338,17 @@ class FileFollower:
                 self._copytruncated()
             t = self.tail
             assert t is not None
-            got = t.read_lines(limit - len(out))
+            got = t.read_lines(limit - n)
             if got:
-                first = t.lineno - len(got) + 1
-                out.extend(Line(raw, t.filename, first + i) for i, raw in enumerate(got))
+                out.append(Run(t.filename, t.lineno - len(got) + 1, got))
+                n += len(got)
                 self._update_sig()
-            if len(out) >= limit:
+            if n >= limit:
                 break
             if self._reading_rotated:
                 if self.queue:  # done with this rotated file: go on with the next in the chain
-                    name, off, n = self.queue.pop(0)
-                    self._open(name, off, n, rotated=name != self.path)
+                    name, off, k = self.queue.pop(0)
+                    self._open(name, off, k, rotated=name != self.path)
                     continue
                 if t.filename != self.path:  # finished the last rotated file: the live one comes next
                     self.tail.close()
@@ -288,8 +356,10 @@ class FileFollower:
                     continue
                 self._reading_rotated = False
                 t.final = False
+            before = len(out)
             if not self._check_rotation(bool(got), out):
                 break
+            n += sum(len(r.raws) for r in out[before:])
         return out
 
     def _try_open_new(self) -> bool:
@@ -299,7 +369,7 @@ class FileFollower:
         self._open(self.path, 0, 0)
         return self.tail is not None
 
-    def _check_rotation(self, got_data: bool, out: list[Line]) -> bool:
+    def _check_rotation(self, got_data: bool, out: list[Run]) -> bool:
         """True when the current file was switched and reading should go on in this poll."""
         t = self.tail
         assert t is not None
@@ -317,7 +387,7 @@ class FileFollower:
             t.final = True
             rest = t.read_lines(1)  # an unterminated last line of the old file
             if rest:
-                out.append(Line(rest[0], t.filename, t.lineno))
+                out.append(Run(t.filename, t.lineno, [rest[0]]))
             # rotated more than once since the last poll? read the files between ours and the live one
             chain = rotated_chain(self.path)
             ours = self.ino or (-1, -1)

@@ -20,7 +20,7 @@ import threading
 import time
 from typing import Any
 
-from .follow import Line
+from .follow import Line, Run, runs_of
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +115,9 @@ class JournalSource:
                 if ln:
                     self._q.put(ln)
         self._q.put(None)  # EOF: journalctl exited (the partial tail, if any, is dropped and re-read)
+
+    def poll_runs(self, limit: int = 10_000) -> list[Run]:
+        return runs_of(self.poll(limit))
 
     def poll(self, limit: int = 10_000) -> list[Line]:
         out: list[Line] = []

@@ -270,6 +270,34 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+
+#: one encoder for every keyed-state row (json.dumps with options builds a new one per call)
+_KV_JSON = json.JSONEncoder(default=str, separators=(",", ":"))
+_KV_UPSERT: dict[str, Any] = {}
+
+
+def _kv_upsert(dialect: str) -> Any:
+    """``INSERT ... ON CONFLICT/DUPLICATE KEY UPDATE data`` for detector_kv on *dialect*; None where there is
+    no such statement (rows are then deleted and inserted)."""
+    if dialect not in _KV_UPSERT:
+        stmt: Any = None
+        if dialect in ("sqlite", "postgresql"):
+            if dialect == "sqlite":
+                from sqlalchemy.dialects.sqlite import insert as dialect_insert
+            else:
+                from sqlalchemy.dialects.postgresql import insert as dialect_insert
+            ins = dialect_insert(detector_kv)
+            stmt = ins.on_conflict_do_update(index_elements=[detector_kv.c.scope, detector_kv.c.detector,
+                                                             detector_kv.c.key], set_={"data": ins.excluded.data})
+        elif dialect in ("mysql", "mariadb"):
+            from sqlalchemy.dialects.mysql import insert as mysql_insert
+
+            ins = mysql_insert(detector_kv)
+            stmt = ins.on_duplicate_key_update(data=ins.inserted.data)
+        _KV_UPSERT[dialect] = stmt
+    return _KV_UPSERT[dialect]
+
+
 class Store:
     def __init__(self, url: str, create: bool = True) -> None:
         self.url = url
@@ -426,20 +454,33 @@ class Store:
             return {r.key: json.loads(r.data) for r in conn.execute(q)}
 
     def save_kv(self, conn: Connection, scope: str, detector: str, changes: dict[str, Any]) -> None:
-        """Apply *changes* (key -> JSON-able data, or None to delete) to a detector's keyed state."""
+        """Apply *changes* (key -> JSON-able data, or None to delete) to a detector's keyed state.
+
+        Written rows are upserted in one statement per 1,000 (the dialect's ``ON CONFLICT`` / ``ON
+        DUPLICATE KEY``; a delete and an insert on other databases): a daemon catching up writes every
+        account's state at once, and this is most of its commit time."""
         if not changes:
             return
-        keys = list(changes)
-        for i in range(0, len(keys), 500):
-            part = keys[i:i + 500]
+        gone = [k for k, v in changes.items() if v is None]
+        for i in range(0, len(gone), 500):
             conn.execute(detector_kv.delete().where((detector_kv.c.scope == scope)
                                                     & (detector_kv.c.detector == detector)
-                                                    & detector_kv.c.key.in_(part)))
-            rows = [{"scope": scope, "detector": detector, "key": k,
-                     "data": json.dumps(changes[k], default=str, separators=(",", ":"))}
-                    for k in part if changes[k] is not None]
-            if rows:
-                conn.execute(detector_kv.insert(), rows)
+                                                    & detector_kv.c.key.in_(gone[i:i + 500])))
+        enc = _KV_JSON.encode
+        rows = [{"scope": scope, "detector": detector, "key": k, "data": enc(v)}
+                for k, v in changes.items() if v is not None]
+        if not rows:
+            return
+        stmt = _kv_upsert(conn.dialect.name)
+        for i in range(0, len(rows), 1000):
+            part = rows[i:i + 1000]
+            if stmt is None:
+                conn.execute(detector_kv.delete().where((detector_kv.c.scope == scope)
+                                                        & (detector_kv.c.detector == detector)
+                                                        & detector_kv.c.key.in_([r["key"] for r in part])))
+                conn.execute(detector_kv.insert(), part)
+            else:
+                conn.execute(stmt, part)
 
     def get_checkpoint(self, source: str) -> dict[str, Any] | None:
         with self.engine.connect() as conn:

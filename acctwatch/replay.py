@@ -11,12 +11,13 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import chain
 
 from .engine import Engine, Incident, merge_by_time
 from .events import Event
 from .headers import Clock
 from .parsing import LineParser, ParseStats, PatternSet
-from .sources.files import describe, iter_lines, order_oldest_first, rotation_key
+from .sources.files import describe, iter_batches, order_oldest_first, rotation_key
 
 #: the cyclic collector's first-generation threshold during a replay (Python's default is 700)
 GC_GEN0 = 50_000
@@ -61,10 +62,10 @@ def _chain_events(names: list[str], patterns: PatternSet, zone: str, year: int |
         stats.append(parser.stats)
         if sources is not None:
             sources.append(name)
-        lines = iter_lines(name)
+        batches = iter_batches(name)
         if progress is not None:
-            lines = _counting(lines, progress)
-        for ev in parser.iter_events(lines):
+            batches = _counting(batches, progress)
+        for ev in parser.iter_events(chain.from_iterable(batches)):
             if since is not None and ev.ts < since:
                 continue
             if until is not None and ev.ts >= until:
@@ -72,16 +73,11 @@ def _chain_events(names: list[str], patterns: PatternSet, zone: str, year: int |
             yield ev
 
 
-def _counting(lines: Iterator[bytes], progress: Callable[[int], None]) -> Iterator[bytes]:
-    """Pass lines through, reporting the bytes read to *progress* every 4096 lines."""
-    nbytes = 0
-    for n, raw in enumerate(lines, 1):
-        nbytes += len(raw) + 1
-        if not n & 4095:
-            progress(nbytes)
-            nbytes = 0
-        yield raw
-    progress(nbytes)
+def _counting(batches: Iterator[list[bytes]], progress: Callable[[int], None]) -> Iterator[list[bytes]]:
+    """Pass batches of lines through, reporting the bytes read (with their line endings) to *progress*."""
+    for lines in batches:
+        yield lines
+        progress(sum(map(len, lines)) + len(lines))
 
 
 def replay(engine: Engine, files: list[str], patterns: PatternSet, zone: str = "local",
@@ -93,6 +89,7 @@ def replay(engine: Engine, files: list[str], patterns: PatternSet, zone: str = "
     stats: list[ParseStats] = []
     sources: list[str] = []
     engine.persist_join = False  # archives: no restart to survive
+    engine.join.track_changes = False
     engine.last_event_time = None  # (a replay's clock is its own: e.g. older archives replayed after newer)
     if engine.store is None or engine.store.url in ("sqlite://", "sqlite:///:memory:"):
         for d in engine.detectors:  # a private throw-away store: nothing learned needs saving

@@ -23,8 +23,9 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, tzinfo
-from typing import NamedTuple
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 MONTHS = {m: i for i, m in enumerate(
@@ -188,17 +189,20 @@ class Clock:
         self.reference = reference
         self._last_month: int | None = None
         self._cache_key: object = None
+        self._cache_fmt = ""
         self._cache_val: datetime | None = None
+        self._parsers: dict[str, Callable[[Any], datetime]] = {
+            "bsd": self._bsd, "rfc3339": self._rfc3339, "ymd": self._ymd, "tai64n": self._tai64n,
+            "journal": self._journal}
 
     def parse(self, fmt: str, raw: str | int) -> datetime | None:
-        key = (fmt, raw)
-        if key == self._cache_key:
+        if raw == self._cache_key and fmt == self._cache_fmt:
             return self._cache_val
         try:
-            val = getattr(self, "_" + fmt)(raw)
+            val = self._parsers[fmt](raw)
         except (ValueError, KeyError, IndexError, OverflowError, OSError, TypeError):
             val = None
-        self._cache_key, self._cache_val = key, val
+        self._cache_key, self._cache_fmt, self._cache_val = raw, fmt, val
         return val
 
     def _aware(self, naive: datetime) -> datetime:
@@ -246,9 +250,10 @@ class Clock:
 
     def _rfc3339(self, raw: str) -> datetime:
         dt = datetime.fromisoformat(raw)
-        if dt.tzinfo is None:
+        tz = dt.tzinfo
+        if tz is None:
             return self._aware(dt)
-        return dt.astimezone(UTC)
+        return dt if tz is UTC else dt.astimezone(UTC)
 
     def _ymd(self, raw: str) -> datetime:
         return self._aware(datetime.fromisoformat(raw.replace(",", ".")))

@@ -82,11 +82,17 @@ class Pattern:
 
     #: the named groups that become event fields (``_`` groups are for matching only)
     groups: tuple[str, ...] = ()
+    #: whether a field needs normalising after the match (addresses, status words, the account)
+    fixups: bool = True
 
     def __post_init__(self) -> None:
         self.int_fields = tuple(k for k in (*self.regex.groupindex, *self.fields) if k in INT_FIELDS)
         self.groups = tuple(g for g in self.regex.groupindex if not g.startswith("_"))
         self.queue_gated = self.event in ("queue", "delivery") and self.regex.pattern.startswith("^(?P<queue_id>")
+        self.fixups = any(k in _FIXUP_FIELDS for k in (*self.groups, *self.fields))
+
+
+_FIXUP_FIELDS = frozenset({"ip", "local_ip", "orig_ip", "status", "account"})
 
 
 def _check_regex(name: str, origin: str, text: str) -> re.Pattern[str]:
@@ -259,6 +265,8 @@ def normalize_ip(text: str | None) -> str | None:
     return str(addr)
 
 
+#: Postfix program name (e.g. "postfix/submission/smtpd") -> (daemon, service hint): a log has a few
+_POSTFIX_PROGRAMS: dict[str, tuple[str, str | None]] = {}
 CYRUS_SIEVE = frozenset({"timsieved", "sieve", "cyrus/timsieved", "cyrus/sieve"})
 _CONN_WORKER_RE = re.compile(r"conn unix:[^\s()]*auth-worker \([^()]*\): auth-worker<\d+>: ")
 _REQUEST_RE = re.compile(r"request \[\d+\]: ")
@@ -274,13 +282,18 @@ def classify_program(program: str, msg: str) -> tuple[str, str, str | None, str]
     so is the ``imap(user)<pid><session>`` prefix of an ``ID sent:`` line (``imap_id_log`` after login).
     """
     if program.startswith("postfix"):
-        parts = program.split("/")
-        daemon = parts[-1]
-        hint = None
-        for p in parts[1:-1]:
-            if p in ("submission", "smtps", "submissions"):
-                hint = "submission"
-        return "postfix", daemon, hint, msg
+        known = _POSTFIX_PROGRAMS.get(program)
+        if known is None:
+            parts = program.split("/")
+            hint = None
+            for p in parts[1:-1]:
+                if p in ("submission", "smtps", "submissions"):
+                    hint = "submission"
+            known = (parts[-1], hint)
+            if len(_POSTFIX_PROGRAMS) >= 4096:  # (bounded: program names come from the log)
+                _POSTFIX_PROGRAMS.clear()
+            _POSTFIX_PROGRAMS[program] = known
+        return "postfix", known[0], known[1], msg
     if program in CYRUS_SIEVE:
         return "cyrus", program.rpartition("/")[2], "managesieve", msg
     if program == "dovecot":  # fast path for the most common shape: "dovecot: imap-login: Login: ..."
@@ -540,34 +553,38 @@ class LineParser:
         if ts is None:
             self.stats.bad_time += 1
             return None
-        kw: dict[str, Any] = dict(pat.fields)
+        kw: dict[str, Any] = dict(pat.fields) if pat.fields else {}
         names = pat.groups
-        if names:
-            values = m.group(*names) if len(names) > 1 else (m.group(names[0]),)
-            for k, v in zip(names, values, strict=True):
+        if len(names) > 1:
+            for k, v in zip(names, m.group(*names), strict=True):
                 if v is not None:
                     kw[k] = v if len(v) <= MAX_FIELD else v[:MAX_FIELD]
+        elif names:
+            v = m.group(names[0])
+            if v is not None:
+                kw[names[0]] = v if len(v) <= MAX_FIELD else v[:MAX_FIELD]
         for k in pat.int_fields:
             if k in kw:
                 try:
                     kw[k] = int(kw[k])
                 except (TypeError, ValueError):
                     kw[k] = None
-        if "ip" in kw:
-            ip = normalize_ip(kw["ip"])
-            if ip is None and kw["ip"] not in ("unknown", ""):
-                self.stats.bad_field += 1
-            kw["ip"] = ip
-        if "local_ip" in kw:
-            kw["local_ip"] = normalize_ip(kw["local_ip"])
-        if "orig_ip" in kw:
-            kw["orig_ip"] = normalize_ip(kw["orig_ip"])
-        if "status" in kw:
-            kw["status"] = STATUS_MAP.get(kw["status"].lower(), kw["status"].lower())
-        acct = kw.get("account")
-        if acct is not None:
-            acct = acct.strip()
-            kw["account"] = acct or None
+        if pat.fixups:
+            if "ip" in kw:
+                ip = normalize_ip(kw["ip"])
+                if ip is None and kw["ip"] not in ("unknown", ""):
+                    self.stats.bad_field += 1
+                kw["ip"] = ip
+            if "local_ip" in kw:
+                kw["local_ip"] = normalize_ip(kw["local_ip"])
+            if "orig_ip" in kw:
+                kw["orig_ip"] = normalize_ip(kw["orig_ip"])
+            if "status" in kw:
+                kw["status"] = STATUS_MAP.get(kw["status"].lower(), kw["status"].lower())
+            acct = kw.get("account")
+            if acct is not None:
+                acct = acct.strip()
+                kw["account"] = acct or None
         if "service" not in kw:
             kw["service"] = hint or pat.fields.get("service") or _default_service(pat.family, daemon)
         elif hint and pat.family == "postfix":

@@ -86,6 +86,8 @@ class Pattern:
     fixups: bool = True
 
     def __post_init__(self) -> None:
+        if isinstance(self.regex, _LazyRegex):
+            self.regex.owner = self
         self.int_fields = tuple(k for k in (*self.regex.groupindex, *self.fields) if k in INT_FIELDS)
         self.groups = tuple(g for g in self.regex.groupindex if not g.startswith("_"))
         self.queue_gated = self.event in ("queue", "delivery") and self.regex.pattern.startswith("^(?P<queue_id>")
@@ -95,16 +97,44 @@ class Pattern:
 _FIXUP_FIELDS = frozenset({"ip", "local_ip", "orig_ip", "status", "account"})
 
 
-def _check_regex(name: str, origin: str, text: str) -> re.Pattern[str]:
+def _check_regex(name: str, origin: str, text: str, lazy: bool = False) -> re.Pattern[str]:
+    """The compiled regex; with *lazy* (acctwatch's own patterns, checked by its tests) a stand-in that
+    compiles it at its first use (a start-up compiles only what the log needs)."""
     if not text.startswith("^") or not (text.endswith("$") or text.endswith(r"\Z")):
         raise PatternError(f"{origin}: pattern {name!r}: regex must be anchored: start with ^ and end with $")
+    if lazy:
+        return _LazyRegex(text)  # type: ignore[return-value]
     try:
         return re.compile(text)
     except re.error as exc:
         raise PatternError(f"{origin}: pattern {name!r}: bad regex: {exc}") from exc
 
 
-def _load_file(path: Path | Any, origin: str) -> list[Pattern]:
+_GROUP_NAME_RE = re.compile(r"(?<!\\)\(\?P<([A-Za-z_][A-Za-z0-9_]*)>")
+
+
+class _LazyRegex:
+    """A pattern's regex before its first use: its text and group names; ``match`` compiles it and puts the
+    compiled regex in the pattern's place (from then on the parser calls the real one)."""
+
+    __slots__ = ("groupindex", "owner", "pattern")
+
+    def __init__(self, text: str) -> None:
+        self.pattern = text
+        self.groupindex = {g: i for i, g in enumerate(_GROUP_NAME_RE.findall(text), 1)}
+        self.owner: Pattern | None = None
+
+    def compiled(self) -> re.Pattern[str]:
+        rx = re.compile(self.pattern)
+        if self.owner is not None:
+            self.owner.regex = rx
+        return rx
+
+    def match(self, text: str) -> re.Match[str] | None:
+        return self.compiled().match(text)
+
+
+def _load_file(path: Path | Any, origin: str, builtin: bool = False) -> list[Pattern]:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
@@ -122,7 +152,7 @@ def _load_file(path: Path | Any, origin: str) -> list[Pattern]:
         event = raw["event"]
         if event not in EVENT_TYPES and event != "ignore":
             raise PatternError(f"{where}: unknown event {event!r} (one of {', '.join(EVENT_TYPES)}, ignore)")
-        regex = _check_regex(name, origin, raw["regex"])
+        regex = _check_regex(name, origin, raw["regex"], lazy=builtin)
         allowed = EVENT_FIELDS[event] if event != "ignore" else frozenset()
         static = dict(raw.get("fields", {}))
         bad = [g for g in (*regex.groupindex, *static) if g not in allowed and not g.startswith("_")]
@@ -187,13 +217,14 @@ class PatternSet:
     @classmethod
     def load(cls, extra_dirs: Iterable[str | os.PathLike[str]] = (), builtin: bool = True) -> PatternSet:
         pats: list[Pattern] = []
-        dirs: list[Path] = [builtin_pattern_dir()] if builtin else []
+        own = builtin_pattern_dir() if builtin else None
+        dirs: list[Path] = [own] if own is not None else []
         dirs += [Path(d) for d in extra_dirs]
         for d in dirs:
             if not d.is_dir():
                 raise PatternError(f"pattern directory {d} does not exist")
             for f in sorted(d.glob("*.toml")):
-                pats.extend(_load_file(f, str(f)))
+                pats.extend(_load_file(f, str(f), builtin=d is own))
         return cls(pats)
 
     def literals_for(self, kinds: frozenset[str] | None) -> tuple[str, ...]:

@@ -32,6 +32,42 @@ def test_all_embedded_examples_pass(ps: PatternSet) -> None:
         assert any(ex.expect is not None for ex in p.examples), p.name
 
 
+def test_builtin_regexes_compile_lazily_with_the_same_groups() -> None:
+    """acctwatch's own regexes are compiled at their first use (start-up); their group names, read from the
+    text, are the compiled regex's, and every one compiles (user patterns are compiled, and checked, at
+    load)."""
+    import re
+
+    from acctwatch.parsing import _LazyRegex
+
+    ps = PatternSet.load()
+    lazy = [p for p in ps.patterns if isinstance(p.regex, _LazyRegex)]
+    assert len(lazy) == len(ps.patterns) > 20
+    for p in lazy:
+        stub = p.regex
+        rx = re.compile(stub.pattern)
+        assert list(stub.groupindex) == list(rx.groupindex), p.name
+        assert stub.match("no such line") is None
+        assert p.regex is not stub and p.regex.pattern == stub.pattern  # compiled in its place
+
+
+def test_user_regexes_are_compiled_at_load(tmp_path: Path) -> None:
+    (tmp_path / "x.toml").write_text('''family = "postfix"
+[[pattern]]
+name = "mine"
+programs = ["smtpd"]
+prefilter = "mine:"
+regex = '^mine: (?P<account>\\S+)$'
+event = "login"
+[[pattern.example]]
+line = "Nov 26 07:11:57 mx postfix/smtpd[1]: mine: bob"
+''')
+    ps = PatternSet.load([tmp_path])
+    import re
+
+    assert isinstance(next(p for p in ps.patterns if p.name == "mine").regex, re.Pattern)
+
+
 def test_prefilter_literals_stay_few(ps: PatternSet) -> None:
     assert len(ps.literals) <= 14, ps.literals  # searched in every line: keep them few
     for p in ps.patterns:

@@ -4,8 +4,9 @@
 plus an ASN database):
 
 * MaxMind GeoIP2/GeoLite2 City, Country, ASN, ISP and Enterprise databases, and DB-IP's Lite databases
-  (same layout), through ``geoip2.database.Reader``; the kind is taken from the database's metadata
-  (``database_type``), exactly as geoip2 itself decides which lookups a file allows;
+  (same layout); the kind is taken from the database's metadata (``database_type``), exactly as geoip2
+  itself decides which lookups a file allows, and the fields are read from the raw ``maxminddb`` record
+  exactly as geoip2's model classes would give them (without building the models: see ``_Database``);
 * MaxMind's GeoIP2 Anonymous IP (and GeoIP Anonymous Plus) and Connection Type databases, which give no
   place but a *network class hint* (see below);
 * any other MMDB ("flat" layout, e.g. ``{"country_code": "DE"}`` or ``{"country": "DE", "asn": 123}``)
@@ -39,6 +40,7 @@ client addresses over and over.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import functools
 import gzip
@@ -52,15 +54,15 @@ import math
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import IO, Any
 
-import geoip2.database
-import geoip2.errors
-import maxminddb
+# maxminddb is imported where a database is opened (``_Database``): ``import acctwatch.geo`` stays light for
+# the detectors and for commands that never open one. geoip2 itself is not needed: its Reader only opened
+# the file through maxminddb, and its model classes are replaced by reading the raw records.
 
 log = logging.getLogger(__name__)
 
@@ -134,12 +136,36 @@ def normalize_ip(ip: str) -> _IPAddress | None:
     return addr
 
 
+def _ranges(nets: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> tuple[list[int], list[int]]:
+    """The networks as sorted, merged integer intervals: (first addresses, last addresses)."""
+    starts: list[int] = []
+    ends: list[int] = []
+    for first, last in sorted((int(n.network_address), int(n.broadcast_address)) for n in nets):
+        if ends and first <= ends[-1] + 1:
+            ends[-1] = max(ends[-1], last)
+        else:
+            starts.append(first)
+            ends.append(last)
+    return starts, ends
+
+
+#: version -> intervals: ``addr in net`` for each of the networks is one bisection of ``int(addr)``
+_INTERNAL_RANGES = {4: _ranges(_INTERNAL_V4), 6: _ranges(_INTERNAL_V6)}
+_DOCUMENTATION_RANGES = {v: _ranges([n for n in _DOCUMENTATION if n.version == v]) for v in (4, 6)}
+
+
+def _in_ranges(ranges: tuple[list[int], list[int]], n: int) -> bool:
+    starts, ends = ranges
+    i = bisect.bisect_right(starts, n) - 1
+    return i >= 0 and n <= ends[i]
+
+
 def is_internal(addr: _IPAddress, treat_documentation_as_public: bool = False) -> bool:
     """True for addresses that belong to no country (see the module docstring)."""
-    nets: Iterable[Any] = _INTERNAL_V4 if addr.version == 4 else _INTERNAL_V6
-    if any(addr in n for n in nets):
+    n = int(addr)
+    if _in_ranges(_INTERNAL_RANGES[addr.version], n):
         return True
-    return not treat_documentation_as_public and any(addr in n for n in _DOCUMENTATION if n.version == addr.version)
+    return not treat_documentation_as_public and _in_ranges(_DOCUMENTATION_RANGES[addr.version], n)
 
 
 # ------------------------------------------------------------------------------------------- GeoInfo
@@ -190,7 +216,7 @@ class GeoInfo:
         """Human text, e.g. ``Berlin, DE (AS3320 Deutsche Telekom AG)``, ``DE``, ``internal``."""
         if self.internal:
             return "internal"
-        where = ", ".join(p for p in (self.city, self.country) if p) or "unknown location"
+        where = ", ".join(filter(None, (self.city, self.country))) or "unknown location"
         if self.asn is not None:
             org = f" {self.asn_org}" if self.asn_org else ""
             return f"{where} (AS{self.asn}{org})"
@@ -208,6 +234,7 @@ def _countries() -> dict[str, dict[str, Any]]:
     return data.get("countries", {})
 
 
+@functools.cache  # asked for every login with country-level data; the table never changes
 def country_centroid(code: str) -> tuple[float, float] | None:
     """(lat, lon) of the population-weighted centre of a country (ISO alpha-2), for coarse travel checks
     with country-only data. Source: GeoNames (CC BY 4.0), see ``scripts/build_geoip_db.py``."""
@@ -436,35 +463,209 @@ CONNECTION_TYPES = {"cellular": "eyeball", "cable/dsl": "eyeball", "dialup": "ey
 _HINT_RANK = {"anon": 0, "user_type": 1, "connection_type": 2}
 
 
-def _class_hint(rec: Any) -> tuple[int, str, str] | None:
-    """``(rank, class, source)`` from an object or dict carrying MaxMind's anonymity flags, ``user_type`` or
-    ``connection_type``; None when it says nothing about the network."""
-    get: Callable[[str], Any] = rec.get if isinstance(rec, dict) else (lambda k: getattr(rec, k, None))
-    for flag, cls in _ANON_FLAGS:
-        v = get(flag)
-        if v is True or v == 1 or (isinstance(v, str) and v.lower() in ("true", "1", "yes")):
-            return (_HINT_RANK["anon"], cls, f"mmdb:{flag}")
-    ut = get("user_type")
-    if isinstance(ut, str) and ut.strip().lower() in USER_TYPES:
-        return (_HINT_RANK["user_type"], USER_TYPES[ut.strip().lower()], f"mmdb:user_type={ut.strip()}")
-    ct = get("connection_type")
-    if isinstance(ct, str) and ct.strip().lower() in CONNECTION_TYPES:
-        return (_HINT_RANK["connection_type"], CONNECTION_TYPES[ct.strip().lower()],
-                f"mmdb:connection_type={ct.strip()}")
+def _class_hint(rec: dict[str, Any], flags: bool = True, user_type: bool = True,
+                connection_type: bool = True) -> tuple[int, str, str] | None:
+    """``(rank, class, source)`` from a record carrying MaxMind's anonymity flags, ``user_type`` or
+    ``connection_type`` (only the kinds of field asked for: those the record's geoip2 model has); None when it
+    says nothing about the network."""
+    get = rec.get
+    if flags:
+        for flag, cls in _ANON_FLAGS:
+            v = get(flag)
+            if v is True or v == 1 or (isinstance(v, str) and v.lower() in ("true", "1", "yes")):
+                return (_HINT_RANK["anon"], cls, f"mmdb:{flag}")
+    if user_type:
+        ut = get("user_type")
+        if isinstance(ut, str) and ut.strip().lower() in USER_TYPES:
+            return (_HINT_RANK["user_type"], USER_TYPES[ut.strip().lower()], f"mmdb:user_type={ut.strip()}")
+    if connection_type:
+        ct = get("connection_type")
+        if isinstance(ct, str) and ct.strip().lower() in CONNECTION_TYPES:
+            return (_HINT_RANK["connection_type"], CONNECTION_TYPES[ct.strip().lower()],
+                    f"mmdb:connection_type={ct.strip()}")
     return None
 
 
-def _with_hint(out: dict[str, Any], rec: Any) -> dict[str, Any]:
-    hint = _class_hint(rec)
+def _with_hint(out: dict[str, Any], rec: dict[str, Any], flags: bool = True, user_type: bool = True,
+               connection_type: bool = True) -> dict[str, Any]:
+    hint = _class_hint(rec, flags, user_type, connection_type)
     if hint is not None:
         out["_net_hint"] = hint
     return out
+
+
+# ------------------------------------------------------------------- typed records, read as geoip2 reads them
+# geoip2's Reader gets the record with maxminddb and builds a model from it (``Country(["en"], ip_address=..,
+# prefix_len=.., **record)``, each part ``Record(locales, **(record.get(part) or {}))``). The fields acctwatch
+# uses are read here straight from the record, with the same defaults and the same truth tests; a record that
+# geoip2 fails on fails here with the same exception class (a TypeError for a part that is no map, a ValueError
+# for a bad ``network``, which a lookup answers with nothing, as before). tests/test_geo_fast.py compares both.
+_EMPTY: dict[str, Any] = {}
+#: keys of a record that collide with the arguments geoip2 passes its model classes itself
+_MODEL_ARGS = ("locales", "ip_address", "prefix_len")
+_FLAT_MODEL_ARGS = ("ip_address", "prefix_len")
+#: the parts of a Country / City / Enterprise record geoip2 unpacks, in its order; True: a place record
+#: (its class takes ``locales`` too)
+_COUNTRY_PARTS = (("continent", True), ("country", True), ("registered_country", True),
+                  ("represented_country", True), ("maxmind", False), ("traits", False))
+_CITY_PARTS = (("city", True), ("location", False), ("postal", False))
+
+
+def _not_a_map(what: str, v: Any) -> TypeError:
+    return TypeError(f"GeoIP2 record part {what!r} must be a map, not {type(v).__name__}")
+
+
+def _check_parts(rec: dict[str, Any], parts: Sequence[tuple[str, bool]]) -> None:
+    for key, placed in parts:
+        v = rec.get(key)
+        if not v:  # geoip2: ``record.get(key) or {}``
+            continue
+        if not isinstance(v, dict):
+            raise _not_a_map(key, v)
+        if placed and "locales" in v:
+            raise TypeError(f"GeoIP2 record part {key!r} has a 'locales' key")
+        if key == "traits":
+            network = v.get("network")
+            if network is not None:
+                ipaddress.ip_network(network, strict=False)  # geoip2's Traits parse it (ValueError: no answer)
+
+
+def _check_model(rec: dict[str, Any], city: bool) -> None:
+    """Raise what building geoip2's Country (``city``: City, Enterprise) model from ``rec`` raises."""
+    for key in _MODEL_ARGS:
+        if key in rec:
+            raise TypeError(f"GeoIP2 record has a {key!r} key")
+    _check_parts(rec, _COUNTRY_PARTS)
+    if city:
+        _check_parts(rec, _CITY_PARTS)
+        subs = rec.get("subdivisions")
+        if subs:
+            if not isinstance(subs, list):
+                raise _not_a_map("subdivisions", subs)
+            for sub in subs:
+                if not isinstance(sub, dict):
+                    raise _not_a_map("subdivisions", sub)
+                if "locales" in sub:
+                    raise TypeError("GeoIP2 record part 'subdivisions' has a 'locales' key")
+
+
+def _check_flat_model(rec: dict[str, Any]) -> None:
+    """Raise what building one of geoip2's flat models (ASN, ISP, AnonymousIP, ConnectionType...) raises."""
+    for key in _FLAT_MODEL_ARGS:
+        if key in rec:
+            raise TypeError(f"GeoIP2 record has a {key!r} key")
+    network = rec.get("network")
+    if network:
+        ipaddress.ip_network(network, strict=False)
+
+
+def _place_name(part: dict[str, Any]) -> Any:
+    """geoip2's ``PlaceRecord.name`` with its default locales (``["en"]``)."""
+    names = part.get("names")
+    if names is None or "en" not in names:
+        return None
+    return names.get("en")
+
+
+def _country_fields(rec: dict[str, Any]) -> dict[str, Any]:
+    """Country code and name: the country, else the registered country (the represented one is not used)."""
+    out: dict[str, Any] = {}
+    c = rec.get("country") or _EMPTY
+    if not c.get("iso_code"):
+        c = rec.get("registered_country") or _EMPTY
+    iso = c.get("iso_code")
+    if iso:
+        out["country"] = iso
+        out["country_name"] = _place_name(c) or country_name(iso)
+    return out
+
+
+def _from_country_record(rec: dict[str, Any]) -> dict[str, Any]:
+    _check_model(rec, city=False)
+    return _country_fields(rec)
+
+
+def _from_city_record(rec: dict[str, Any]) -> dict[str, Any]:
+    """City and Enterprise records: place, coordinates, AS and the traits' network class hint."""
+    _check_model(rec, city=True)
+    out = _country_fields(rec)
+    loc = rec.get("location") or _EMPTY
+    lat, lon = loc.get("latitude"), loc.get("longitude")
+    if lat is not None and lon is not None:
+        out["latitude"], out["longitude"] = float(lat), float(lon)
+        acc = loc.get("accuracy_radius")
+        if acc is not None:
+            out["accuracy_km"] = float(acc)
+    city = _place_name(rec.get("city") or _EMPTY)
+    if city:
+        out["city"] = city
+    traits = rec.get("traits") or _EMPTY
+    asn = traits.get("autonomous_system_number")
+    if asn is not None:
+        out["asn"] = asn
+        org = traits.get("autonomous_system_organization")
+        if org:
+            out["asn_org"] = org
+    return _with_hint(out, traits)
+
+
+def _from_asn_record(rec: dict[str, Any]) -> dict[str, Any]:
+    _check_flat_model(rec)
+    return {k: v for k, v in (("asn", rec.get("autonomous_system_number")),
+                              ("asn_org", rec.get("autonomous_system_organization"))) if v is not None}
+
+
+def _from_isp_record(rec: dict[str, Any]) -> dict[str, Any]:
+    _check_flat_model(rec)
+    return {k: v for k, v in (("asn", rec.get("autonomous_system_number")),
+                              ("asn_org", rec.get("autonomous_system_organization") or rec.get("isp")))
+            if v is not None}
+
+
+def _from_anonymous_record(rec: dict[str, Any]) -> dict[str, Any]:
+    _check_flat_model(rec)
+    return _with_hint({}, rec, user_type=False, connection_type=False)
+
+
+def _from_anonymous_plus_record(rec: dict[str, Any]) -> dict[str, Any]:
+    _check_flat_model(rec)
+    seen = rec.get("network_last_seen")
+    if seen is not None:
+        date.fromisoformat(seen)  # geoip2's AnonymousPlus parses it (ValueError: no answer)
+    return _with_hint({}, rec, user_type=False, connection_type=False)
+
+
+def _from_connection_type_record(rec: dict[str, Any]) -> dict[str, Any]:
+    _check_flat_model(rec)
+    return _with_hint({}, rec, flags=False, user_type=False)
+
+
+def _from_flat_record(rec: Any) -> dict[str, Any]:
+    out = _parse_flat(rec)
+    if isinstance(rec, dict):
+        _with_hint(out, rec.get("traits") if isinstance(rec.get("traits"), dict) else rec)
+    return out
+
+
+#: kind -> the fields of one of its records
+_READERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "Country": _from_country_record,
+    "City": _from_city_record,
+    "Enterprise": _from_city_record,
+    "ASN": _from_asn_record,
+    "ISP": _from_isp_record,
+    "AnonymousIP": _from_anonymous_record,
+    "AnonymousPlus": _from_anonymous_plus_record,
+    "ConnectionType": _from_connection_type_record,
+}
 
 
 class _Database:
     """One open MMDB file."""
 
     def __init__(self, path: Path, embedded: bool) -> None:
+        import maxminddb
+
         self.path = path
         self.embedded = embedded
         try:
@@ -473,13 +674,13 @@ class _Database:
             raise GeoError(f"cannot unpack GeoIP database {path}: {exc}") from exc
         mode = maxminddb.MODE_FD if not isinstance(source, Path) else maxminddb.MODE_AUTO
         try:
-            self.reader = geoip2.database.Reader(source, mode=mode)
-            self.meta = self.reader.metadata()
+            self._raw: Any = maxminddb.open_database(source, mode)  # what geoip2.database.Reader opens
+            self.meta: Any = self._raw.metadata()
         except (OSError, ValueError, maxminddb.InvalidDatabaseError) as exc:
             raise GeoError(f"cannot open GeoIP database {path}: {exc}") from exc
         self.database_type: str = self.meta.database_type
         self.kind = _kind(self.database_type)
-        self._raw = self.reader._db_reader  # the maxminddb reader, for flat layouts
+        self._read: Callable[[dict[str, Any]], dict[str, Any]] | None = _READERS.get(self.kind)
 
     @property
     def has_city(self) -> bool:
@@ -493,58 +694,19 @@ class _Database:
 
     def lookup(self, ip: str) -> dict[str, Any]:
         try:
-            if self.kind == "flat":
-                rec = self._raw.get(ip)
-                out = _parse_flat(rec)
-                if isinstance(rec, dict):
-                    _with_hint(out, rec.get("traits") if isinstance(rec.get("traits"), dict) else rec)
-                return out
-            if self.kind == "AnonymousIP":
-                return _with_hint({}, self.reader.anonymous_ip(ip))
-            if self.kind == "AnonymousPlus":
-                return _with_hint({}, self.reader.anonymous_plus(ip))
-            if self.kind == "ConnectionType":
-                return _with_hint({}, self.reader.connection_type(ip))
-            if self.kind == "ASN":
-                a = self.reader.asn(ip)
-                return {k: v for k, v in (("asn", a.autonomous_system_number),
-                                          ("asn_org", a.autonomous_system_organization)) if v is not None}
-            if self.kind == "ISP":
-                i = self.reader.isp(ip)
-                return {k: v for k, v in (("asn", i.autonomous_system_number),
-                                          ("asn_org", i.autonomous_system_organization or i.isp)) if v is not None}
-            if self.kind == "Country":
-                return self._from_country(self.reader.country(ip))
-            model = self.reader.enterprise(ip) if self.kind == "Enterprise" else self.reader.city(ip)
-            out = self._from_country(model)
-            loc = model.location
-            if loc.latitude is not None and loc.longitude is not None:
-                out["latitude"], out["longitude"] = float(loc.latitude), float(loc.longitude)
-                if loc.accuracy_radius is not None:
-                    out["accuracy_km"] = float(loc.accuracy_radius)
-            if model.city.name:
-                out["city"] = model.city.name
-            traits = model.traits
-            asn = getattr(traits, "autonomous_system_number", None)
-            if asn is not None:
-                out["asn"] = asn
-                org = getattr(traits, "autonomous_system_organization", None)
-                if org:
-                    out["asn_org"] = org
-            return _with_hint(out, traits)
-        except geoip2.errors.AddressNotFoundError:
-            return {}
+            rec = self._raw.get(ip)
+            read = self._read
+            if read is None:
+                return _from_flat_record(rec)
+            if rec is None:  # not in the database
+                return {}
+            if not isinstance(rec, dict):
+                from maxminddb import InvalidDatabaseError
+
+                raise InvalidDatabaseError(f"Expected record to be a dict but was {type(rec)}")  # as geoip2
+            return read(rec)
         except ValueError:  # e.g. an IPv6 address in an IPv4-only database
             return {}
-
-    @staticmethod
-    def _from_country(model: Any) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        c = model.country if model.country.iso_code else model.registered_country
-        if c.iso_code:
-            out["country"] = c.iso_code
-            out["country_name"] = c.name or country_name(c.iso_code)
-        return out
 
     def info(self) -> dict[str, Any]:
         built = datetime.fromtimestamp(self.meta.build_epoch, UTC)
@@ -564,7 +726,7 @@ class _Database:
         return d
 
     def close(self) -> None:
-        self.reader.close()
+        self._raw.close()
 
 
 _warned_embedded = False

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from ..events import Event
+from ..geo import country_centroid, distance_km
 from .base import Detector, Finding, Seen, Window, duration, login_like, register
 
 
@@ -37,8 +38,6 @@ def _counts_as_country(det: Detector, ev: Event) -> str | None:
 def place_of(det: Detector, ev: Event) -> tuple[float, float, float, bool] | None:
     """(lat, lon, accuracy km, coarse) of a login that counts for geography: the City database's
     coordinates, else the country's centre (``coarse``); None for internal/unknown/allowlisted places."""
-    from ..geo import country_centroid
-
     g = ev.geo
     if g is None or g.internal:
         return None
@@ -169,8 +168,6 @@ class ImpossibleTravel(Detector):
         return place_of(self, ev)
 
     def feed(self, ev: Event) -> Iterable[Finding]:
-        from ..geo import distance_km
-
         if not login_like(ev):
             return ()
         where = self._where(ev)

@@ -560,10 +560,15 @@ class LineParser:
         The words are looked for in the message (a program name such as ``imap-login`` or
         ``postfix/authclean/cleanup`` does not make a line relevant); Dovecot ``Debug:`` output is not.
         """
+        low = line.lower()
+        for w in RELEVANT_WORDS:  # (the words are looked for in the message, which is part of the line)
+            if w in low:
+                break
+        else:
+            return
         hdr = split_header(line)
         st = self.stats
         if hdr is None:
-            low = line.lower()
             if any(w in low for w in RELEVANT_WORDS):
                 st.relevant_no_header += 1
                 if len(st.no_header_examples) < st.max_examples:

@@ -6,7 +6,7 @@ import click
 
 from ..headers import Clock
 from ..parsing import LineParser, ParseStats, PatternError, PatternSet
-from ..sources.files import SourceError, describe, expand, iter_lines, order_oldest_first
+from ..sources.files import SourceError, describe, expand, iter_batches, order_oldest_first
 from .common import Progress, emit_json, emit_jsonl
 
 
@@ -49,11 +49,13 @@ def cli(files: tuple[str, ...], one_line: str | None, jsonl: bool, as_json: bool
                             track_unmatched=True)
         parser.stats.max_examples = examples
         try:
-            for n, raw in enumerate(iter_lines(info.name), 1):
-                ev = parser.parse_bytes(raw, n)
-                bar.update(len(raw) + 1)
-                if ev is not None and jsonl:
-                    emit_jsonl(ev.to_dict())
+            n = 1
+            for lines in iter_batches(info.name):
+                for ev in parser.iter_events(lines, n):
+                    if jsonl:
+                        emit_jsonl(ev.to_dict())
+                n += len(lines)
+                bar.update(sum(map(len, lines)) + len(lines))
         except SourceError as exc:
             bar.close()
             raise click.ClickException(str(exc)) from exc

@@ -459,9 +459,10 @@ class Engine:
         if ev.ip is not None and self.geo is not None and ev.geo is None:
             ev.geo = self.geo.lookup(ev.ip)
         al = self.config.allowlist
-        if ev.account is not None and al.account_allowed(ev.account):
+        if al.accounts and al.account_allowed(ev.account):
             return []
-        if ev.ip is not None and (al.ip_allowed(ev.ip) or (ev.geo is not None and ev.geo.asn in al.asns)):
+        if ev.ip is not None and ((al.networks and al.ip_allowed(ev.ip))
+                                  or (al.asns and ev.geo is not None and ev.geo.asn in al.asns)):
             return []
         prof = self.profiles
         if prof is not None and ev.account is not None and ev.ip is not None:

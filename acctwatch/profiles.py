@@ -673,23 +673,29 @@ class Profiles:
 
     # -- retention and persistence ---------------------------------------------------------------
     def _sweep(self, now: float) -> None:
-        """Once per day of event time: forget networks and accounts unseen for longer than the retention."""
-        self._swept = int(now // DAY)
-        limit = now - self.retention
+        """Once per day of event time: forget networks and accounts unseen for longer than the retention
+        (counted from the start of the day, so that the first login of a day gives the same cut whenever
+        it comes: sweeping again that day, e.g. after a restart, forgets nothing more)."""
+        day = int(now // DAY)
+        self._swept = day
+        limit = day * DAY - self.retention
+        track = self.track_changes
         for acct in list(self.accounts):
             p = self.accounts[acct]
             if p.last < limit:
                 for k in list(p.nets):
                     self._forget(p.nets, k, True)
                 del self.accounts[acct]
-                self._dirty.add(acct)
+                if track:
+                    self._dirty.add(acct)
                 continue
             old = [k for k, n in p.nets.items() if n.last < limit]
             for k in old:
                 self._forget(p.nets, k, True)
-            for k in [k for k, n in p.countries.items() if n.last < limit]:
+            gone = [k for k, n in p.countries.items() if n.last < limit]
+            for k in gone:
                 del p.countries[k]
-            if old:
+            if (old or gone) and track:
                 self._dirty.add(acct)
 
     def _evict(self) -> None:
@@ -700,7 +706,8 @@ class Profiles:
             for k in list(p.nets):
                 self._forget(p.nets, k, True)
             del self.accounts[acct]
-        self._dirty |= gone
+        if self.track_changes:
+            self._dirty |= gone
 
     def export_changes(self) -> dict[str, Any]:
         out: dict[str, Any] = {}

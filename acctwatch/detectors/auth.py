@@ -20,7 +20,19 @@ from functools import lru_cache
 from typing import Any
 
 from ..events import Event
-from .base import Detector, Finding, KeyedState, SumWindow, duration, geo_brief, iso, login_like, register
+from .base import (
+    Detector,
+    Finding,
+    KeyedState,
+    SumWindow,
+    Sweep,
+    duration,
+    geo_brief,
+    iso,
+    login_like,
+    max_option,
+    register,
+)
 
 
 def layer_of(ev: Event) -> str:
@@ -87,7 +99,8 @@ class _Fails:
         else:
             self.front.add(t, weight_of(ev), span)
             self.back.trim(t, span)
-        self.last = t
+        if t > self.last:
+            self.last = t  # (the newest failure: an event a little out of order does not make it older)
         if name is not None:
             names = self.names
             names[name] = t
@@ -125,19 +138,29 @@ class _FailDetector(KeyedState, Detector):
     def __init__(self, options: dict[str, Any], ctx: Any) -> None:
         super().__init__(options, ctx)
         self.state: dict[str, _Fails] = {}
-        self._n = 0
+        self._sweep = Sweep(max_option(self, "window"))
         self._ignore = frozenset(str(r).lower() for r in self.options["ignore_reasons"])
 
     def counts(self, ev: Event) -> bool:
         reason = getattr(ev, "reason", None)
         return not (reason and reason.lower() in self._ignore)
 
-    def gc(self, now: float) -> None:
-        self._n += 1
-        if self._n % 50_000:
-            return
-        span = float(self.options["window"])
-        for k in [k for k, v in self.state.items() if now - v.last > span]:
+    def _span(self, key: str) -> float:
+        return float(self.options["window"])
+
+    def _fails(self, key: str, t: float, span: float) -> _Fails:
+        """*key*'s failures at event time *t*: a key whose newest failure left the window starts afresh (a
+        new episode: nothing of the old one, not even whether it was reported, carries over), which is also
+        what a sweep that forgot it gives."""
+        f = self.state.get(key)
+        if f is None or t - f.last > span:
+            f = self.state[key] = _Fails()
+        self._touch(key)
+        return f
+
+    def sweep(self, now: float) -> None:
+        """Forget the keys whose newest failure is older than their window at event time *now*."""
+        for k in [k for k, v in self.state.items() if now - v.last > self._span(k)]:
             del self.state[k]
             self._touch(k)
 
@@ -160,6 +183,9 @@ class AuthFailuresIp(_FailDetector):
     default_policy = "notify"
 
     def feed(self, ev: Event) -> Iterable[Finding]:
+        t = ev.ts.timestamp()
+        if t >= self._sweep.next:  # (tested here: this runs for every event)
+            self._sweep.tick(t, self.sweep)
         ip = ev.ip
         if ip is None or not self.counts(ev):
             return ()
@@ -168,13 +194,8 @@ class AuthFailuresIp(_FailDetector):
         fam = ev.fam
         if fam is not None and self.options["skip_familiar"] and fam.state in ("familiar", "trusted"):
             return ()  # e.g. an office NAT: a colleague's phone with an old password, not a guesser
-        t = ev.ts.timestamp()
-        self.gc(t)
         span = float(self.options["window"])
-        f = self.state.get(ip)
-        if f is None:
-            f = self.state[ip] = _Fails()
-        self._touch(ip)
+        f = self._fails(ip, t, span)
         n = f.add(ev, t, span, ev.account)
         limit = int(self.options["failures"])
         if n <= limit:
@@ -206,17 +227,18 @@ class AuthFailuresAccount(_FailDetector):
     durations = ("window",)
     default_policy = "notify"
 
+    def _span(self, key: str) -> float:
+        return float(self.opt(key, "window"))
+
     def feed(self, ev: Event) -> Iterable[Finding]:
+        t = ev.ts.timestamp()
+        if t >= self._sweep.next:  # (tested here: this runs for every event)
+            self._sweep.tick(t, self.sweep)
         acct = ev.account
         if acct is None or not self.counts(ev):
             return ()
-        t = ev.ts.timestamp()
-        self.gc(t)
         span = float(self.opt(acct, "window"))
-        f = self.state.get(acct)
-        if f is None:
-            f = self.state[acct] = _Fails()
-        self._touch(acct)
+        f = self._fails(acct, t, span)
         n = f.add(ev, t, span, ev.ip)
         limit = int(self.opt(acct, "failures"))
         if n <= limit:
@@ -238,13 +260,14 @@ class AuthFailuresAccount(_FailDetector):
 
 
 class _Src:
-    __slots__ = ("back", "front", "ips", "reasons")
+    __slots__ = ("back", "front", "ips", "last", "reasons")
 
     def __init__(self) -> None:
         self.front: deque[tuple[float, int]] = deque()
         self.back: deque[tuple[float, int]] = deque()
         self.ips: dict[str, int] = {}
         self.reasons: dict[str, int] = {}
+        self.last = float("-inf")  # the newest failure (its windows always hold it while it counts)
 
 
 @register
@@ -268,19 +291,21 @@ class BruteforceSuccess(KeyedState, Detector):
     def __init__(self, options: dict[str, Any], ctx: Any) -> None:
         super().__init__(options, ctx)
         self.accounts: dict[str, dict[str, _Src]] = {}
-        self.last: dict[str, float] = {}
-        self._n = 0
+        self.last: dict[str, float] = {}  # account -> its newest failure
+        self._sweep = Sweep(max_option(self, "window"))
         self._ignore = frozenset(str(r).lower() for r in self.options["ignore_reasons"])
 
     def _key(self, acct: str, ip: str) -> str:
         return source_key(ip, int(self.opt(acct, "prefix_v4")), int(self.opt(acct, "prefix_v6")))
 
     def feed(self, ev: Event) -> Iterable[Finding]:
+        t = ev.ts.timestamp()
+        if t >= self._sweep.next:  # (tested here: this runs for every event)
+            self._sweep.tick(t, self.sweep)
         acct = ev.account
         ip = ev.ip
         if acct is None or ip is None:
             return ()
-        t = ev.ts.timestamp()
         if ev.kind == "auth_failure":
             reason = getattr(ev, "reason", None)
             if reason and reason.lower() in self._ignore:
@@ -325,20 +350,24 @@ class BruteforceSuccess(KeyedState, Detector):
         return [Finding(self.name, acct, ev.ts, first, summary, evidence, ips)]
 
     def _fail(self, ev: Event, acct: str, ip: str, t: float) -> None:
-        self._n += 1
-        if self._n % 50_000 == 0:  # per-source state expires with its window, however few accounts
-            self._gc(t)
         srcs = self.accounts.get(acct)
         if srcs is None:
             srcs = self.accounts[acct] = {}
         self._touch(acct)
         key = self._key(acct, ip)
-        s = srcs.get(key)
-        if s is None:
-            if len(srcs) > 256:  # one account attacked from everywhere: keep the busiest sources
-                srcs.clear()
-            s = srcs[key] = _Src()
         span = float(self.opt(acct, "window"))
+        s = srcs.get(key)
+        if s is not None and t - s.last > span:
+            s = None  # its failures all left the window: a new run (what a sweep that forgot it gives)
+        if s is None:
+            if len(srcs) > 256:  # one account attacked from everywhere: drop the expired sources, then all
+                for k in [k for k, v in srcs.items() if t - v.last > span]:
+                    del srcs[k]
+                if len(srcs) > 256:
+                    srcs.clear()
+            s = srcs[key] = _Src()
+        if t > s.last:
+            s.last = t
         if layer_of(ev) == "backend":
             s.back.append((t, 1))
             _trim(s.back, t - span)
@@ -350,14 +379,23 @@ class BruteforceSuccess(KeyedState, Detector):
         reason = getattr(ev, "reason", None)
         if reason and len(s.reasons) < 16:
             s.reasons[reason] = s.reasons.get(reason, 0) + 1
-        self.last[acct] = t
+        if t > self.last.get(acct, float("-inf")):
+            self.last[acct] = t
 
-    def _gc(self, now: float) -> None:
-        span = float(self.options["window"])
-        for acct in [a for a, t in self.last.items() if now - t > span]:
-            self.accounts.pop(acct, None)
-            del self.last[acct]
-            self._touch(acct)
+    def sweep(self, now: float) -> None:
+        """Forget the sources whose newest failure is older than their account's window at event time *now*,
+        and the accounts left without any."""
+        for acct in list(self.accounts):
+            srcs = self.accounts[acct]
+            span = float(self.opt(acct, "window"))
+            gone = [k for k, s in srcs.items() if now - s.last > span]
+            for k in gone:
+                del srcs[k]
+            if gone or not srcs:
+                self._touch(acct)
+            if not srcs:
+                del self.accounts[acct]
+                self.last.pop(acct, None)
 
     def export_changes(self) -> dict[str, Any] | None:
         out = super().export_changes() or {}
@@ -378,6 +416,7 @@ class BruteforceSuccess(KeyedState, Detector):
             s.back = deque((float(t), int(n)) for t, n in v["back"])
             s.ips = {str(a): int(b) for a, b in v["ips"].items()}
             s.reasons = {str(a): int(b) for a, b in v["reasons"].items()}
+            s.last = max((x[0] for x in (*s.front, *s.back)), default=float("-inf"))
         return out
 
     def import_rows(self, rows: dict[str, Any]) -> None:
@@ -428,24 +467,29 @@ class BannedIpLogin(KeyedState, Detector):
     def __init__(self, options: dict[str, Any], ctx: Any) -> None:
         super().__init__(options, ctx)
         self.bans: dict[str, tuple[float, str | None, int]] = {}
+        #: a ban counts for the window of the account that logs in, unknown when the ban comes: the longest
+        self._span = max_option(self, "window")
+        self._sweep = Sweep(self._span)
 
     def feed(self, ev: Event) -> Iterable[Finding]:
+        t = ev.ts.timestamp()
+        if t >= self._sweep.next:  # (tested here: this runs for every event)
+            self._sweep.tick(t, self.sweep)
         ip = ev.ip
         if ip is None:
             return ()
-        t = ev.ts.timestamp()
         if ev.kind == "ban":
             prev = self.bans.get(ip)
+            if prev is not None and t - prev[0] > self._span:
+                prev = None  # an old ban, out of every window: the count starts again (as after a sweep)
             self.bans[ip] = (t, getattr(ev, "jail", None), (prev[2] + 1) if prev else 1)
             self._touch(ip)
             if len(self.bans) > 100_000:
-                span = float(self.options["window"])
-                keep = {k: v for k, v in self.bans.items() if t - v[0] <= span}
-                if len(keep) > 100_000:
-                    keep = dict(list(keep.items())[-50_000:])
-                for k in set(self.bans) - set(keep):
-                    self._touch(k)
-                self.bans = keep
+                self.sweep(t)
+                if len(self.bans) > 100_000:  # (bounded even within the window: the most recent half)
+                    for k in list(self.bans)[:-50_000]:
+                        del self.bans[k]
+                        self._touch(k)
             return ()
         if not login_like(ev):
             return ()
@@ -464,6 +508,12 @@ class BannedIpLogin(KeyedState, Detector):
         evidence = {"ip": ip, "jail": jail, "banned_at": iso(first), "bans": count, "window_seconds": span,
                     "login": geo_brief(ev)}
         return [Finding(self.name, acct, ev.ts, first, summary, evidence, [ip])]
+
+    def sweep(self, now: float) -> None:
+        """Forget the bans older than every window at event time *now*."""
+        for k in [k for k, b in self.bans.items() if now - b[0] > self._span]:
+            del self.bans[k]
+            self._touch(k)
 
     def _row(self, b: tuple[float, str | None, int]) -> Any:
         return list(b)

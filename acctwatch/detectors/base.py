@@ -8,13 +8,16 @@ config, with per-account overrides under ``[accounts."user@example.org".detector
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar
+from itertools import islice
+from typing import Any, ClassVar, Generic, TypeVar
 
 from ..config import Config, parse_duration
 from ..events import Event
+
+T = TypeVar("T")
 
 REGISTRY: dict[str, type[Detector]] = {}
 
@@ -149,6 +152,129 @@ class KeyedState:
 
     def _from_row(self, data: Any) -> Any:
         raise NotImplementedError
+
+
+#: How far (seconds of event time) behind the event that triggers a sweep an event may come and still find
+#: everything it would have found without the sweep: a sweep at event time *t* forgets only what every
+#: event from ``t - SWEEP_SLACK`` on would treat as expired anyway. Lines of several hosts or files arrive
+#: a little out of order; an hour covers that with room to spare, and bounds memory only by an hour more.
+SWEEP_SLACK = 3600.0
+
+
+class Sweep:
+    """When to sweep expired keys out of a detector's tables: once every *period* seconds of event time
+    (at least ``SWEEP_SLACK``: a sweep walks the whole table, so sweeping more often than keys expire would
+    visit each of them many times for nothing).
+
+    Per-key state (an account's windows, a source's failures) is normally trimmed when its key's next event
+    comes; a key never seen again would stay forever. Detectors therefore treat a key whose newest event is
+    older than its window as absent (a new episode starts from nothing), and sweep such keys out now and
+    then. A sweep only removes what is already treated as absent, so findings never depend on when sweeps
+    ran (nor on a restart, after which the first event sweeps): detectors stay pure functions of the event
+    stream, and memory stays bounded by the windows (a window, plus ``SWEEP_SLACK``, plus one period)."""
+
+    __slots__ = ("next", "period")
+
+    def __init__(self, period: float) -> None:
+        self.period = max(float(period), SWEEP_SLACK)
+        self.next = float("-inf")
+
+    def due(self, t: float) -> float | None:
+        """The sweep's "now" (*t* less ``SWEEP_SLACK``) when a sweep is due at event time *t*, else None."""
+        if t < self.next:
+            return None
+        self.next = t + self.period
+        return t - SWEEP_SLACK
+
+    def tick(self, t: float, sweep: Callable[[float], None]) -> None:
+        """Call at every event the detector is fed (before any filtering, so that the sweeps follow the
+        stream's time, not only its relevant events): runs *sweep(now)* when one is due."""
+        now = self.due(t)
+        if now is not None:
+            sweep(now)
+
+
+def max_option(det: Detector, key: str) -> float:
+    """The largest value of a numeric option over the detector's defaults and every per-account override
+    (what a sweep must wait for before forgetting a key whose account it does not know)."""
+    v = float(det.options[key])
+    for o in det._overrides.values():
+        if key in o:
+            v = max(v, float(o[key]))
+    return v
+
+
+class Timeline(Generic[T]):
+    """What a deque does for a window (append at the end, ``popleft`` the oldest, ``[0]``, ``[-1]``, len,
+    iteration) in a plain list and the index of its first live item, compacted as it goes. A deque costs
+    768 bytes even when empty; the per-account windows are thousands, most of them with a few items or none.
+    """
+
+    __slots__ = ("_head", "_items")
+
+    def __init__(self, items: Iterable[T] = ()) -> None:
+        self._items: list[T] = list(items)
+        self._head = 0
+
+    def append(self, item: T) -> None:
+        self._items.append(item)
+
+    def popleft(self) -> T:
+        items = self._items
+        head = self._head
+        if head >= len(items):
+            raise IndexError("pop from an empty Timeline")
+        x = items[head]
+        self._move(head + 1)
+        return x
+
+    def pop_before(self, limit: float) -> T | None:
+        """The oldest item, removed, if its time (``item[0]``) is before *limit*; else None (one call per
+        item: the loop of a window's trim is ``while (x := w.pop_before(limit)) is not None``)."""
+        items = self._items
+        head = self._head
+        if head < len(items):
+            x = items[head]
+            if x[0] < limit:  # type: ignore[index]
+                self._move(head + 1)
+                return x
+        return None
+
+    def drop_before(self, limit: float) -> None:
+        """Remove the items whose time (``item[0]``) is before *limit*, oldest first."""
+        items = self._items
+        head = self._head
+        n = len(items)
+        while head < n and items[head][0] < limit:  # type: ignore[index]
+            head += 1
+        if head != self._head:
+            self._move(head)
+
+    def _move(self, head: int) -> None:
+        items = self._items
+        if head >= len(items):
+            items.clear()
+            head = 0
+        elif head >= 16 and head * 2 >= len(items):
+            del items[:head]
+            head = 0
+        self._head = head
+
+    def __getitem__(self, i: int) -> T:
+        if i < 0:
+            if -i > len(self._items) - self._head:
+                raise IndexError(i)
+            return self._items[i]
+        return self._items[self._head + i]
+
+    def __len__(self) -> int:
+        return len(self._items) - self._head
+
+    def __bool__(self) -> bool:
+        return len(self._items) > self._head
+
+    def __iter__(self) -> Iterator[T]:
+        return islice(self._items, self._head, None) if self._head else iter(self._items)
 
 
 class Window:

@@ -18,11 +18,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..events import Event
-from .base import Detector, Finding, geo_brief, iso, register, sent
+from .base import SWEEP_SLACK, Detector, Finding, geo_brief, iso, register, sent
 from .geo import country_login
 
 DAY = 86400.0
 MAX_ACCOUNTS = 200_000
+#: send_baseline's evidence shows this many of the most recent days
+SHOWN_DAYS = 14
 
 
 def _ts(t: float) -> str:
@@ -30,16 +32,20 @@ def _ts(t: float) -> str:
 
 
 def _sweep(det: Any) -> None:
-    """Once per day of event time: forget accounts idle for longer than their retention (in memory and,
-    through the change set, in the store), so neither grows with every account ever seen."""
+    """Once per day of event time (from the events, and before every export): forget accounts idle for
+    longer than their retention (in memory and, through the change set, in the store), so neither grows
+    with every account ever seen. An account idle that long starts afresh at its next event anyway (see
+    ``feed``), so when the sweeps run changes nothing but memory."""
     day = int(det.now // DAY)
     if day == det._swept:
         return
     det._swept = day
+    now = det.now - SWEEP_SLACK
     for acct, h in list(det.accounts.items()):
-        if det.now - h.last > float(det.opt(acct, "retention")):
+        if now - h.last > float(det.opt(acct, "retention")):
             del det.accounts[acct]
-            det._dirty.add(acct)
+            if det.track_changes:
+                det._dirty.add(acct)
 
 
 class _Hist:
@@ -76,27 +82,35 @@ class NewCountry(Detector):
         self._swept = -1
 
     def feed(self, ev: Event) -> Iterable[Finding]:
+        t = ev.ts.timestamp()
+        if t > self.now:
+            self.now = t
+            if t // DAY != self._swept:
+                _sweep(self)
         got = country_login(self, ev)
         if got is None:
             return ()
         acct, country = got
-        t = ev.ts.timestamp()
-        if t > self.now:
-            self.now = t
         if self.track_changes:
             self._dirty.add(acct)
+        retention = float(self.opt(acct, "retention"))
         h = self.accounts.get(acct)
+        if h is not None and t - h.last > retention:
+            del self.accounts[acct]  # idle for longer than the retention: no history left (as after a sweep)
+            h = None
         if h is None:
             if len(self.accounts) >= MAX_ACCOUNTS:
                 self._evict()
             h = self.accounts[acct] = _Hist(t)
         out: tuple[Finding, ...] | list[Finding] = ()
         c = h.countries.get(country)
-        retention = float(self.opt(acct, "retention"))
         if c is not None and t - c[1] > retention:
             del h.countries[country]
             c = None
         if c is None:
+            # countries not seen within the retention are no history (forgotten now, as when it is saved)
+            for k in [k for k, v in h.countries.items() if t - v[1] > retention]:
+                del h.countries[k]
             learned = (t - h.first >= float(self.opt(acct, "learn_period"))
                        and h.logins >= int(self.opt(acct, "learn_logins")))
             if learned and h.countries:
@@ -206,16 +220,21 @@ class SendBaseline(Detector):
         self._swept = -1
 
     def feed(self, ev: Event) -> Iterable[Finding]:
+        t = ev.ts.timestamp()
+        if t > self.now:
+            self.now = t
+            if t // DAY != self._swept:
+                _sweep(self)
         got = sent(ev)
         if got is None:
             return ()
         acct, m, r = got
-        t = ev.ts.timestamp()
-        if t > self.now:
-            self.now = t
         if self.track_changes:
             self._dirty.add(acct)
         s = self.accounts.get(acct)
+        if s is not None and t - s.last > float(self.opt(acct, "retention")):
+            del self.accounts[acct]  # idle for longer than the retention: watched afresh (as after a sweep)
+            s = None
         if s is None:
             if len(self.accounts) >= MAX_ACCOUNTS:
                 keep = sorted(self.accounts.items(), key=lambda kv: -kv[1].last)[: MAX_ACCOUNTS * 3 // 4]
@@ -268,7 +287,7 @@ class SendBaseline(Detector):
         parts = [f"{v} {k.replace('_', ' ')} vs at most {b} before" for k, (v, b) in over.items()]
         days = (t - s.first) / DAY
         summary = f"{acct} sends far above its own normal ({days:.0f} days of history): {'; '.join(parts)}"
-        hist = sorted(s.days.items())[-14:]
+        hist = sorted(s.days.items())[-SHOWN_DAYS:]
         evidence = {"factor": factor, "history_days": round(days, 1),
                     "current": {"messages_this_hour": s.hm, "recipients_this_hour": s.hr,
                                 "messages_today": today[0], "recipients_today": today[1]},
@@ -281,11 +300,38 @@ class SendBaseline(Detector):
                                        tz=UTC)
         return [Finding(self.name, acct, ev.ts, first, summary, evidence, [ev.ip] if ev.ip else [])]
 
-    @staticmethod
-    def _prune(s: _Send, today: int, retention: float) -> None:
+    def _prune(self, s: _Send, today: int, retention: float) -> None:
+        """At the start of a day: forget the days older than the retention, and those that can no longer be
+        the baseline (:meth:`_compact`)."""
         oldest = today - int(retention // DAY)
-        for k in [k for k in s.days if k < oldest]:
-            del s.days[k]
+        days = s.days
+        for k in [k for k in days if k < oldest]:
+            del days[k]
+        self._compact(days, today)
+
+    @staticmethod
+    def _compact(days: dict[int, list[int]], today: int) -> None:
+        """The baseline is the maximum of each value over the previous days kept. A day whose every value is
+        at most the largest of that value among the later (complete) days never sets it again (those days
+        outlive it), so it goes, unless it is one of the last ``SHOWN_DAYS`` (the evidence lists them).
+        What stays is bounded however long the retention: the shown days and the few record days behind."""
+        if len(days) <= SHOWN_DAYS + 1:
+            return
+        past = sorted(k for k in days if k < today)
+        best = [0, 0, 0, 0]
+        for k in past[-SHOWN_DAYS:]:
+            v = days[k]
+            for i in range(4):
+                if v[i] > best[i]:
+                    best[i] = v[i]
+        for k in reversed(past[:-SHOWN_DAYS]):
+            v = days[k]
+            if v[0] <= best[0] and v[1] <= best[1] and v[2] <= best[2] and v[3] <= best[3]:
+                del days[k]
+                continue
+            for i in range(4):
+                if v[i] > best[i]:
+                    best[i] = v[i]
 
     def _row(self, acct: str, s: _Send) -> Any:
         last_day = int(s.last // DAY)

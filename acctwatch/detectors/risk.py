@@ -38,8 +38,14 @@ from ..config import LEVELS, ConfigError
 from ..events import Event
 from ..netclass import HOSTED as _HOSTED
 from .auth import source_key
-from .base import Detector, Finding, Seen, duration, iso, register
+from .base import Detector, Finding, Seen, Sweep, Timeline, duration, iso, max_option, register
 from .geo import place_of
+
+#: how often (event time) account_risk sweeps its accounts (it walks them all; the shortest windows are an
+#: hour, but what they keep of an idle account is a few items, and its place is kept for days anyway)
+SWEEP_EVERY = 86400.0
+#: the last familiar login's place is remembered for the longest of these windows
+HOME_WINDOWS = ("window", "travel_window", "guess_window", "sends_window")
 
 RULES: dict[str, str] = {
     "unfamiliar_datacenter": "notify",
@@ -57,14 +63,14 @@ class _Acct:
     __slots__ = ("dist_fired", "fails", "home", "recent", "sends", "sends_fired")
 
     def __init__(self) -> None:
-        self.recent: deque[tuple[float, str, str | None, str, bool]] = deque()  # t, net, country, ip, new country
+        self.recent: Timeline[tuple[float, str, str | None, str, bool]] = Timeline()  # t, net, country, ip, new c.
         self.dist_fired = 0  # size of the spread last reported
         # last familiar (located) login: t, lat, lon, acc, coarse, country, ip, label, familiar (False: the
         # previous place while the profile learns)
         self.home: tuple[float, float, float, float, bool, str | None, str, str, bool] | None = None
         # source -> [frontend count, first, last, fast, recent frontend times, ips, backend count, backend times]
         self.fails: dict[str, list[Any]] = {}
-        self.sends: deque[tuple[float, int, int, str]] = deque()  # t, messages, recipients, ip
+        self.sends: Timeline[tuple[float, int, int, str]] = Timeline()  # t, messages, recipients, ip
         self.sends_fired = 0
 
     def empty(self) -> bool:
@@ -80,7 +86,7 @@ class _Acct:
     @classmethod
     def from_row(cls, d: dict[str, Any]) -> _Acct:
         a = cls()
-        a.recent = deque((float(x[0]), str(x[1]), x[2], str(x[3]), bool(x[4])) for x in d.get("recent", []))
+        a.recent = Timeline((float(x[0]), str(x[1]), x[2], str(x[3]), bool(x[4])) for x in d.get("recent", []))
         a.dist_fired = int(d.get("dist_fired", 0))
         h = d.get("home")
         a.home = (float(h[0]), float(h[1]), float(h[2]), float(h[3]), bool(h[4]), h[5], str(h[6]), str(h[7]),
@@ -88,7 +94,7 @@ class _Acct:
         a.fails = {k: [int(v[0]), float(v[1]), float(v[2]), bool(v[3]), deque(float(x) for x in v[4]), dict(v[5]),
                        int(v[6]), deque(float(x) for x in v[7])]
                    for k, v in d.get("fails", {}).items()}
-        a.sends = deque((float(x[0]), int(x[1]), int(x[2]), str(x[3])) for x in d.get("sends", []))
+        a.sends = Timeline((float(x[0]), int(x[1]), int(x[2]), str(x[3])) for x in d.get("sends", []))
         a.sends_fired = int(d.get("sends_fired", 0))
         return a
 
@@ -129,7 +135,9 @@ class AccountRisk(Detector):
         self.accounts: dict[str, _Acct] = {}
         self.bans: dict[str, tuple[float, str | None]] = {}
         self._dirty: set[str] = set()
-        self._n = 0
+        self._sweep = Sweep(SWEEP_EVERY)
+        self._ban_span = max_option(self, "ban_window")  # (a ban's account is not known when it comes)
+        self._home_default = max(float(self.options[k]) for k in HOME_WINDOWS)
 
     # -- state -----------------------------------------------------------------------------------
     def _acct(self, acct: str) -> _Acct:
@@ -143,6 +151,10 @@ class AccountRisk(Detector):
     def export_changes(self) -> dict[str, Any] | None:
         out: dict[str, Any] = {}
         for acct in self._dirty:
+            if acct.startswith("ban:"):  # (no account name has this form: a ban of the address after it)
+                b = self.bans.get(acct[4:])
+                out[acct] = list(b) if b is not None else None
+                continue
             a = self.accounts.get(acct)
             out[acct] = a.row() if a is not None and not a.empty() else None
         self._dirty.clear()
@@ -155,35 +167,61 @@ class AccountRisk(Detector):
             else:
                 self.accounts[acct] = _Acct.from_row(d)
 
-    def _gc(self, now: float) -> None:
-        """Forget what is older than every window (bounded memory on long runs)."""
-        keep = max(float(self.options[k]) for k in ("window", "travel_window", "guess_window", "sends_window"))
+    def _home_span(self, acct: str) -> float:
+        """How long the last familiar login's place is remembered (the longest of the account's windows)."""
+        if not (self._overrides and acct.lower() in self._overrides):
+            return self._home_default
+        return max(float(self.opt(acct, k)) for k in HOME_WINDOWS)
+
+    def _spans(self, acct: str) -> tuple[float, float, float, float]:
+        """(window, sends_window, guess_window, _home_span) of *acct*."""
+        return (float(self.opt(acct, "window")), float(self.opt(acct, "sends_window")),
+                float(self.opt(acct, "guess_window")), self._home_span(acct))
+
+    def sweep(self, now: float) -> None:
+        """Forget what left every window at event time *now* (bounded memory on long runs): only what the
+        rules would ignore anyway (each trims its window before reading it; a place older than
+        ``_home_span`` counts as none), so a sweep never changes a finding, whenever it runs."""
+        track = self.track_changes
+        overrides = self._overrides
+        default = self._spans("")
         for acct in list(self.accounts):
             a = self.accounts[acct]
-            _trim(a.recent, now - float(self.opt(acct, "window")))
-            while a.sends and a.sends[0][0] < now - float(self.opt(acct, "sends_window")):
-                a.sends.popleft()
-            a.fails = {k: v for k, v in a.fails.items() if now - v[2] <= float(self.opt(acct, "guess_window"))}
-            if a.home is not None and now - a.home[0] > keep:
+            w, sw, gw, hw = self._spans(acct) if overrides and acct.lower() in overrides else default
+            changed = False
+            recent = a.recent
+            if recent and recent[0][0] < now - w:
+                _trim(recent, now - w)
+                changed = True
+            sends = a.sends
+            if sends and sends[0][0] < now - sw:
+                _trim(sends, now - sw)
+                changed = True
+            if a.fails:
+                gone = [k for k, v in a.fails.items() if now - v[2] > gw]
+                for k in gone:
+                    del a.fails[k]
+                changed = changed or bool(gone)
+            if a.home is not None and now - a.home[0] > hw:
                 a.home = None
+                changed = True
             if a.empty():
                 del self.accounts[acct]
-                if self.track_changes:
-                    self._dirty.add(acct)
-        span = float(self.options["ban_window"])
-        gone = [ip for ip, (t, _) in self.bans.items() if now - t > span]
-        for ip in gone:
+                changed = True
+            if changed and track:
+                self._dirty.add(acct)
+        span = self._ban_span
+        for ip in [ip for ip, (t, _) in self.bans.items() if now - t > span]:
             del self.bans[ip]
-            if self.track_changes:
+            if track:
                 self._dirty.add(f"ban:{ip}")
 
     # -- events ----------------------------------------------------------------------------------
     def feed(self, ev: Event) -> Iterable[Finding]:
         kind = ev.kind
         t = ev.ts.timestamp()
-        self._n += 1
-        if not self._n % 100_000:
-            self._gc(t)
+        if t >= self._sweep.next:  # (tested here: this runs for every event)
+            self._sweep.tick(t, self.sweep)
         if kind == "ban":
             if ev.ip:
                 self.bans[ev.ip] = (t, getattr(ev, "jail", None))
@@ -240,10 +278,10 @@ class AccountRisk(Detector):
         if not (v.state in ("reported", "acted-on") or just_reported):
             return []
         a = self._acct(acct)
+        _trim(a.sends, t - float(self.opt(acct, "sends_window")))
+        if not a.sends:
+            a.sends_fired = 0  # nothing left in the window: a new run (as after a sweep)
         a.sends.append((t, msgs, rcpts, ev.ip or ""))
-        limit = t - float(self.opt(acct, "sends_window"))
-        while a.sends and a.sends[0][0] < limit:
-            a.sends.popleft()
         m = sum(x[1] for x in a.sends)
         r = sum(x[2] for x in a.sends)
         need_r = int(self.opt(acct, "sends_recipients"))
@@ -268,6 +306,10 @@ class AccountRisk(Detector):
         out: list[Finding] = []
         fam = v.familiar
         a = self.accounts.get(acct)
+        if a is not None and a.home is not None and t - a.home[0] > self._home_span(acct):
+            a.home = None  # too old to judge by (what a sweep forgets)
+            if self.track_changes:
+                self._dirty.add(acct)
         where = place_of(self, ev)
         rules: list[tuple[str, str, dict[str, Any]]] = []  # rule, summary, evidence part
         if not fam and not v.reported and v.state != "acted-on":
@@ -359,14 +401,15 @@ class AccountRisk(Detector):
         if v.state == "trusted":
             return None
         span = float(self.opt(acct, "window"))
+        _trim(a.recent, t - span)
+        if not a.recent:
+            a.dist_fired = 0  # nothing left in the window: a new spread is a new report (as after a sweep)
         if v.learning and (v.state != "new" or v.profile is None or t - v.profile.first < span):
-            _trim(a.recent, t - span)
             return None
         hosted = v.cls in _HOSTED
         key = (v.provider or v.key) if hosted else v.key
         a.recent.append((t, key, None if hosted else v.country, ev.ip or "",
                          not hosted and v.country_state in ("new", "reported") and self._counts(acct, v)))
-        _trim(a.recent, t - span)
         nets = {x[1] for x in a.recent}
         countries = {x[2] for x in a.recent if x[4] and x[2]}
         if v.learning:
@@ -486,9 +529,8 @@ def _countries(v: Any) -> list[str]:
     return sorted(k for k, c in p.countries.items() if c.since)
 
 
-def _trim(d: deque[Any], limit: float) -> None:
-    while d and d[0][0] < limit:
-        d.popleft()
+def _trim(d: Timeline[Any], limit: float) -> None:
+    d.drop_before(limit)
 
 
 def _label(ev: Event) -> str:

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from ..events import Event
-from .base import Detector, Finding, KeyedState, iso, login_like, register
+from .base import Detector, Finding, KeyedState, Sweep, iso, login_like, max_option, register
 
 
 def network_key(ev: Event) -> str:
@@ -29,13 +29,14 @@ def network_key(ev: Event) -> str:
 
 
 class _Seen:
-    __slots__ = ("fired_asns", "fired_ips", "ips")
+    __slots__ = ("fired_asns", "fired_ips", "ips", "last")
 
     def __init__(self) -> None:
         # ip -> (last event time, network key, asn, country, asn_org)
         self.ips: dict[str, tuple[float, str, int | None, str | None, str | None]] = {}
         self.fired_ips = 0
         self.fired_asns = 0
+        self.last = float("-inf")  # the newest login of any of its addresses
 
 
 @register
@@ -57,9 +58,12 @@ class IpSpread(KeyedState, Detector):
     def __init__(self, options: dict[str, Any], ctx: Any) -> None:
         super().__init__(options, ctx)
         self.accounts: dict[str, _Seen] = {}
-        self._n = 0
+        self._sweep = Sweep(max_option(self, "window"))
 
     def feed(self, ev: Event) -> Iterable[Finding]:
+        t = ev.ts.timestamp()
+        if t >= self._sweep.next:  # (tested here: this runs for every event)
+            self._sweep.tick(t, self.sweep)
         if not login_like(ev):
             return ()
         acct = ev.account
@@ -71,26 +75,25 @@ class IpSpread(KeyedState, Detector):
         fam = ev.fam
         if fam is not None and fam.familiar and self.opt(acct, "skip_familiar"):
             return ()  # the account's own networks: only unfamiliar ones spread
-        t = ev.ts.timestamp()
+        span = float(self.opt(acct, "window"))
         s = self.accounts.get(acct)
-        if s is None:
+        if s is None or t - s.last > span:
+            # (none of its addresses is in the window any more: the account starts afresh, as after a sweep)
             s = self.accounts[acct] = _Seen()
         self._touch(acct)
+        if t > s.last:
+            s.last = t
         prev = s.ips.get(ip)
         if prev is not None:
-            s.ips[ip] = (t, prev[1], prev[2], prev[3], prev[4])
+            s.ips[ip] = (t if t > prev[0] else prev[0], prev[1], prev[2], prev[3], prev[4])
             return ()
         key = network_key(ev)
         s.ips[ip] = (t, key, g.asn if g is not None else None, g.country if g is not None else None,
                      g.asn_org if g is not None else None)
-        self._n += 1
-        if self._n % 100_000 == 0:
-            self._gc(t)
         max_ips = int(self.opt(acct, "max_ips"))
         max_asns = int(self.opt(acct, "max_asns"))
         if len(s.ips) <= min(max_ips, max_asns):
             return ()
-        span = float(self.opt(acct, "window"))
         limit = t - span
         s.ips = {k: v for k, v in s.ips.items() if v[0] >= limit}
         n_ips = len(s.ips)
@@ -147,20 +150,13 @@ class IpSpread(KeyedState, Detector):
         # which of many addresses is the intruder's is unknown: blame none (nothing for fail2ban to ban)
         return Finding(self.name, acct, ev.ts, first, summary, evidence, ips, [])
 
-    def _gc(self, now: float) -> None:
-        span_max = float(self.options["window"])
-        for o in self._overrides.values():
-            if "window" in o:
-                span_max = max(span_max, float(o["window"]))
-        limit = now - span_max
-        for acct in list(self.accounts):
-            s = self.accounts[acct]
-            kept = {k: v for k, v in s.ips.items() if v[0] >= limit}
-            if len(kept) != len(s.ips):
-                s.ips = kept
-                self._touch(acct)
-            if not s.ips:
-                del self.accounts[acct]
+    def sweep(self, now: float) -> None:
+        """Forget the accounts none of whose addresses logged in within the window at event time *now*. (Inside
+        an account still in use, addresses that left the window are dropped whenever a new one comes and the
+        account has more than a few: its table stays within the window's addresses too.)"""
+        for acct in [a for a, s in self.accounts.items() if now - s.last > float(self.opt(a, "window"))]:
+            del self.accounts[acct]
+            self._touch(acct)
 
     def _row(self, s: _Seen) -> Any:
         return {"ips": {ip: list(v) for ip, v in s.ips.items()}, "fired": [s.fired_ips, s.fired_asns]}
@@ -169,4 +165,5 @@ class IpSpread(KeyedState, Detector):
         s = _Seen()
         s.ips = {ip: (float(v[0]), str(v[1]), v[2], v[3], v[4]) for ip, v in d["ips"].items()}
         s.fired_ips, s.fired_asns = int(d["fired"][0]), int(d["fired"][1])
+        s.last = max((v[0] for v in s.ips.values()), default=float("-inf"))
         return s

@@ -8,15 +8,18 @@ message and counts once per queue file. Logs without qmgr lines still give messa
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
 from ..events import Event
-from .base import Detector, Finding, KeyedState, geo_brief, iso, register, sent
+from .base import Detector, Finding, KeyedState, Sweep, Timeline, geo_brief, iso, max_option, register, sent
 
 _FAILED = ("bounced", "deferred", "expired")
+HOUR = 3600.0
+DAY = 86400.0
+#: the shortest time between two sweeps of bounce_ratio's accounts
+BOUNCE_SWEEP = 6 * HOUR
 
 
 class _Win:
@@ -25,7 +28,7 @@ class _Win:
     __slots__ = ("items", "m", "r")
 
     def __init__(self) -> None:
-        self.items: deque[tuple[float, int, int, str | None]] = deque()
+        self.items: Timeline[tuple[float, int, int, str | None]] = Timeline()
         self.m = 0
         self.r = 0
 
@@ -47,20 +50,19 @@ class _Win:
         self.r += r
         items = self.items
         limit = t - span
-        while items and items[0][0] < limit:
-            _, om, orr, _ = items.popleft()
-            self.m -= om
-            self.r -= orr
+        while (old := items.pop_before(limit)) is not None:
+            self.m -= old[1]
+            self.r -= old[2]
 
 
 class _Acct:
-    __slots__ = ("day", "first_ev", "hour", "reported")
+    __slots__ = ("day", "hour", "last", "reported")
 
     def __init__(self) -> None:
         self.hour = _Win()
         self.day = _Win()
         self.reported: dict[str, int] = {}
-        self.first_ev: Event | None = None
+        self.last = float("-inf")  # the newest event (the day window always holds it while it counts)
 
 
 @register
@@ -77,23 +79,25 @@ class SendBurst(KeyedState, Detector):
     def __init__(self, options: dict[str, Any], ctx: Any) -> None:
         super().__init__(options, ctx)
         self.accounts: dict[str, _Acct] = {}
-        self._n = 0
+        self._sweep = Sweep(DAY / 4)
 
     def feed(self, ev: Event) -> Iterable[Finding]:
+        t = ev.ts.timestamp()
+        if t >= self._sweep.next:  # (tested here: this runs for every event)
+            self._sweep.tick(t, self.sweep)
         got = sent(ev)
         if got is None:
             return ()
         acct, m, r = got
-        t = ev.ts.timestamp()
         a = self.accounts.get(acct)
-        if a is None:
+        if a is None or t - a.last > DAY:
+            # (nothing left in its day: a new start, nothing of the old one reported; as after a sweep)
             a = self.accounts[acct] = _Acct()
-        a.hour.add(t, m, r, ev.ip, 3600.0)
-        a.day.add(t, m, r, ev.ip, 86400.0)
+        if t > a.last:
+            a.last = t
+        a.hour.add(t, m, r, ev.ip, HOUR)
+        a.day.add(t, m, r, ev.ip, DAY)
         self._touch(acct)
-        self._n += 1
-        if self._n % 200_000 == 0:
-            self._gc(t)
         over: dict[str, tuple[int, int]] = {}
         for metric, value in (("recipients_per_hour", a.hour.r), ("recipients_per_day", a.day.r),
                               ("messages_per_hour", a.hour.m), ("messages_per_day", a.day.m)):
@@ -182,25 +186,25 @@ class SendBurst(KeyedState, Detector):
         a = _Acct()
         a.hour, a.day = _Win.from_row(d["hour"]), _Win.from_row(d["day"])
         a.reported = {str(k): int(v) for k, v in d.get("reported", {}).items()}
+        a.last = max((x[0] for x in a.day.items), default=float("-inf"))
         return a
 
-    def _gc(self, now: float) -> None:
-        limit = now - 86400.0
-        for acct in list(self.accounts):
-            a = self.accounts[acct]
-            if not a.day.items or a.day.items[-1][0] < limit:
-                del self.accounts[acct]
-                self._touch(acct)
+    def sweep(self, now: float) -> None:
+        """Forget the accounts that sent nothing within the last day at event time *now*."""
+        for acct in [k for k, a in self.accounts.items() if now - a.last > DAY]:
+            del self.accounts[acct]
+            self._touch(acct)
 
 
 class _Dl:
-    __slots__ = ("counts", "deferred", "items", "reported")
+    __slots__ = ("counts", "deferred", "items", "last", "reported")
 
     def __init__(self) -> None:
-        self.items: deque[tuple[float, str, str | None, str | None]] = deque()  # t, status, relay, dsn
+        self.items: Timeline[tuple[float, str, str | None, str | None]] = Timeline()  # t, status, relay, dsn
         self.counts: dict[str, int] = {}
         self.deferred: dict[tuple[str, str | None], float] = {}
         self.reported = 0
+        self.last = float("-inf")  # the newest delivery counted (the window always holds it while it counts)
 
 
 @register
@@ -218,19 +222,23 @@ class BounceRatio(KeyedState, Detector):
     def __init__(self, options: dict[str, Any], ctx: Any) -> None:
         super().__init__(options, ctx)
         self.accounts: dict[str, _Dl] = {}
-        self._n = 0
+        # (every few hours: most accounts' deliveries are an hour's window, the sweep walks all of them)
+        self._sweep = Sweep(max(max_option(self, "window"), BOUNCE_SWEEP))
 
     def feed(self, ev: Event) -> Iterable[Finding]:
+        t = ev.ts.timestamp()
+        if t >= self._sweep.next:  # (tested here: this runs for every event)
+            self._sweep.tick(t, self.sweep)
         acct = ev.account
         status = getattr(ev, "status", None)
         if acct is None or status is None:
             return ()
-        t = ev.ts.timestamp()
+        span = float(self.opt(acct, "window"))
         d = self.accounts.get(acct)
-        if d is None:
+        if d is None or t - d.last > span:
+            # (no delivery left in its window, nor a deferral to recognise: a new start, as after a sweep)
             d = self.accounts[acct] = _Dl()
         self._touch(acct)
-        span = float(self.opt(acct, "window"))
         if status == "deferred":
             key = (ev.queue_id, ev.recipient)  # type: ignore[attr-defined]
             if key in d.deferred and t - d.deferred[key] <= span:
@@ -239,15 +247,13 @@ class BounceRatio(KeyedState, Detector):
             if len(d.deferred) > 4096:
                 d.deferred = {k: v for k, v in d.deferred.items() if t - v <= span}
         d.items.append((t, status, ev.relay, ev.dsn))  # type: ignore[attr-defined]
+        if t > d.last:
+            d.last = t
         d.counts[status] = d.counts.get(status, 0) + 1
         limit = t - span
         items = d.items
-        while items and items[0][0] < limit:
-            old = items.popleft()[1]
-            d.counts[old] -= 1
-        self._n += 1
-        if self._n % 200_000 == 0:
-            self._gc(t)
+        while (gone := items.pop_before(limit)) is not None:
+            d.counts[gone[1]] -= 1
         total = len(items)
         if total < int(self.opt(acct, "min_deliveries")):
             d.reported = 0
@@ -298,11 +304,14 @@ class BounceRatio(KeyedState, Detector):
             d.counts[status] = d.counts.get(status, 0) + 1
         d.deferred = {(q, r): float(t) for q, r, t in data.get("deferred", [])}
         d.reported = int(data.get("reported", 0))
+        d.last = max((x[0] for x in d.items), default=float("-inf"))
         return d
 
-    def _gc(self, now: float) -> None:
-        for acct in list(self.accounts):
-            d = self.accounts[acct]
-            if not d.items or now - d.items[-1][0] > 86400.0:
-                del self.accounts[acct]
-                self._touch(acct)
+    def sweep(self, now: float) -> None:
+        """Forget the accounts without a delivery in their window at event time *now*."""
+        span = float(self.options["window"])
+        ov = self._overrides
+        for acct in [k for k, d in self.accounts.items()
+                     if now - d.last > (float(self.opt(k, "window")) if ov and k.lower() in ov else span)]:
+            del self.accounts[acct]
+            self._touch(acct)

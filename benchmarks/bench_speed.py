@@ -7,6 +7,19 @@ loop, ``acctwatch replay`` of the file, ``acctwatch run --from-start --once`` on
 fresh store), ``acctwatch replay`` of the gzip-compressed file, and ``acctwatch replay`` of an empty file
 (start-up). Each is a separate process, timed from outside (wall clock), so start-up counts as a user sees
 it. Reports min/median/max of each ratio over the repetitions, and each command's peak RSS.
+
+**Memory on long replays** (a separate mode, not run by default: it takes a few minutes and 1.5 GB of
+disk)::
+
+    python3 -m benchmarks.bench_speed --memory [--lines 1000000] [--days 10] [--file DAY] [--long-file LONG]
+
+generates (``gen_log.py --plan public``, like ``bench_replay``) the realistic day of ``--lines`` lines and
+``--days`` consecutive days of the same traffic (``--lines N*days --days days``: the same accounts, the
+clock advancing; ~9.6 M lines, 1.4 GB for the defaults), or uses the given files, and reports the peak RSS
+of ``acctwatch replay FILE`` (nothing else running in that process) for each and their ratio: issue #15's
+targets are <= 120 MiB on the day and the ten days within 1.3x of it (the state is bounded by the
+detectors' windows: memory must not grow with the length of the log). Memory is not affected by noise:
+one run each.
 """
 
 from __future__ import annotations
@@ -55,13 +68,79 @@ def _peak(argv: list[str]) -> int:
         return 0
 
 
+def _peak_rss(argv: list[str]) -> int:
+    """Peak RSS (KiB) of one command: run by a fresh Python process whose only child it is (its children's
+    maximum is then that command's own; works without /usr/bin/time)."""
+    code = ("import resource, subprocess, sys\n"
+            "r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)\n"
+            "if r.returncode:\n    sys.exit(r.stderr[-2000:])\n"
+            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+    r = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} failed:\n{r.stderr[-2000:]}")
+    return int(r.stdout.strip())
+
+
+def _generate(path: Path, lines: int, days: int) -> None:
+    subprocess.run([sys.executable, "-m", "benchmarks.gen_log", str(path), "--lines", str(lines), "--days",
+                    str(days), "--plan", "public"], check=True, stdout=subprocess.DEVNULL,
+                   cwd=Path(__file__).resolve().parent.parent)
+
+
+def _count(path: Path) -> int:
+    with open(path, "rb") as fh:
+        return sum(1 for _ in fh)
+
+
+def memory(a: argparse.Namespace) -> None:
+    """Peak RSS of ``acctwatch replay`` on one day and on ``a.days`` days of the same traffic."""
+    tmp = Path(tempfile.mkdtemp(prefix="acctwatch-memory-"))
+    try:
+        day = Path(a.file) if a.file else tmp / "day.log"
+        long = Path(a.long_file) if a.long_file else tmp / "days.log"
+        if not a.file:
+            _generate(day, a.lines, 1)
+        if not a.long_file:
+            _generate(long, a.lines * a.days, a.days)
+        aw = shutil.which("acctwatch") or "acctwatch"
+        empty = tmp / "empty.log"
+        empty.write_text("")
+        rss = {name: _peak_rss([aw, "replay", "-c", str(empty), str(path)]) / 1024
+               for name, path in (("start-up", empty), ("day", day), ("days", long))}
+        lines = {"day": _count(day), "days": _count(long)}
+        result = {"lines": lines, "days": a.days if not a.long_file else None,
+                  "peak_rss_mib": {k: round(v, 1) for k, v in rss.items()},
+                  "ratio": round(rss["days"] / rss["day"], 3),
+                  "targets": {"day_mib": 120, "ratio": 1.3}}
+        if a.json:
+            print(json.dumps(result, indent=2))
+            return
+        rows = [("an empty file (start-up)", rss["start-up"], ""),
+                (f"the day, {lines['day']:,} lines", rss["day"], "   (target <= 120 MiB)"),
+                (f"{f'{a.days} days' if not a.long_file else 'the long log'}, {lines['days']:,} lines", rss["days"],
+                 "")]
+        print("peak RSS of acctwatch replay (empty config: acctwatch's defaults)")
+        for label, mib, note in rows:
+            print(f"  {label:<36} {mib:7.0f} MiB{note}")
+        print(f"  {'ratio':<36} {rss['days'] / rss['day']:7.2f}x     (target <= 1.3x)")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--lines", type=int, default=1_000_000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--file", help="use this log instead of generating one")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--memory", action="store_true",
+                    help="only measure peak RSS on the day and on --days days of it (takes minutes)")
+    ap.add_argument("--days", type=int, default=10, help="with --memory: days of the long log (default 10)")
+    ap.add_argument("--long-file", help="with --memory: use this long log instead of generating one")
     a = ap.parse_args()
+    if a.memory:
+        memory(a)
+        return
     tmp = Path(tempfile.mkdtemp(prefix="acctwatch-speed-"))
     log = Path(a.file) if a.file else tmp / "mail.log"
     if not a.file:

@@ -21,18 +21,24 @@ Addresses come from an *IP plan*: ``"doc"`` uses the documentation ranges (tests
 geo databases: see :data:`DOC_NETS`), ``"public"`` uses public prefixes (for the benchmark with the embedded
 country database). Same seed, same file.
 
-Usage: ``python -m benchmarks.gen_log OUT [--lines N] [--seed S] [--plan doc|public]``
+``--days D`` (default 1) makes a long log instead: D consecutive days of the same population, each day
+like the day of ``--lines N/D`` (fresh randomness, the clock advancing, the guessing bots on new addresses
+every day): ``--lines 10000000 --days 10`` is ten days of the 1M-line day, for memory on long replays.
+
+Usage: ``python -m benchmarks.gen_log OUT [--lines N] [--days D] [--seed S] [--plan doc|public]``
 """
 
 from __future__ import annotations
 
 import argparse
+import bisect
 import ipaddress
 import random
 import string
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TextIO
 
 DOMAIN = "example.org"
 MX = "mx"
@@ -193,23 +199,52 @@ class _Gen:
                   f"to=<x@example.net> proto=ESMTP helo=<WIN-{self.r.randint(100, 999)}>")
 
     def render(self, path: Path) -> int:
-        self.out.sort()
         with open(path, "w", encoding="utf-8") as f:
-            for t, _, msg in self.out:
-                ts = datetime.fromtimestamp(t, tz=UTC).isoformat(timespec="microseconds")
-                f.write(f"{ts} {MX} {msg}\n")
-        return len(self.out)
+            return self.render_before(f, float("inf"))
+
+    def render_before(self, f: TextIO, end: float) -> int:
+        """Write the lines dated before *end* in time order, keep the others; how many were written."""
+        self.out.sort()
+        k = bisect.bisect_left(self.out, (end,))
+        for t, _, msg in self.out[:k]:
+            ts = datetime.fromtimestamp(t, tz=UTC).isoformat(timespec="microseconds")
+            f.write(f"{ts} {MX} {msg}\n")
+        del self.out[:k]
+        return k
 
 
-def generate(path: str | Path, lines: int = 20_000, seed: int = 1, plan: str = "doc") -> Truth:
-    """Write about *lines* lines of one day to *path*; return what was injected."""
+def generate(path: str | Path, lines: int = 20_000, seed: int = 1, plan: str = "doc", days: int = 1) -> Truth:
+    """Write about *lines* lines to *path*: one day, or with *days* > 1 that many consecutive days of the
+    same population (about ``lines / days`` lines a day: the day of ``--lines lines/days``, repeated with
+    the clock advancing, fresh randomness every day, the guessing bots on new addresses every day);
+    return what was injected. ``days = 1`` writes exactly what it always did (same seed, same file)."""
+    if days < 1:
+        raise ValueError("days must be >= 1")
     g = _Gen(seed, plan)
-    r = g.r
-    t0 = DAY.timestamp()
     truth = Truth()
+    per_day = lines // days
     # Scale: about 60 lines per user-day of normal activity, the rest inbound mail and noise.
-    users = max(30, lines // 120)
+    users = max(30, per_day // 120)
     names = [f"user{i:05d}@{DOMAIN}" for i in range(users)]
+    if days == 1:
+        _day(g, DAY.timestamp(), names, per_day, truth, 0)
+        truth.lines = g.render(Path(path))
+        return truth
+    with open(path, "w", encoding="utf-8") as f:
+        for d in range(days):
+            t0 = DAY.timestamp() + d * 86400.0
+            _day(g, t0, names, per_day, truth, d)
+            # what is dated before the next day is final (the next day's lines all come later); the rest (a
+            # session logging out after midnight) waits to be merged with the next day's lines
+            truth.lines += g.render_before(f, t0 + 86400.0 if d < days - 1 else float("inf"))
+    return truth
+
+
+def _day(g: _Gen, t0: float, names: list[str], lines: int, truth: Truth, day: int) -> None:
+    """One day of traffic from *t0* (day number *day*, 0 for the first)."""
+    r = g.r
+    users = len(names)
+    start = g.seq
     for i, u in enumerate(names):
         home = g.ip("home", i)
         office = g.ip("office", i % 50)
@@ -225,7 +260,7 @@ def generate(path: str | Path, lines: int = 20_000, seed: int = 1, plan: str = "
             g.imap_fail(t, u, home)
             g.imap_login(t + 20, u, home)
     # inbound mail and rejects fill the rest
-    budget = lines - len(g.out) - 9000 * max(1, lines // 1_000_000)
+    budget = lines - (g.seq - start) - 9000 * max(1, lines // 1_000_000)
     n_in = max(50, int(budget * 0.9) // 9)
     for _ in range(n_in):
         g.inbound(t0 + r.uniform(0, 86399), names[r.randrange(users)])
@@ -234,13 +269,13 @@ def generate(path: str | Path, lines: int = 20_000, seed: int = 1, plan: str = "
 
     # password-guessing bots: fast ones (per-IP report) and slow ones (quiet)
     for b in range(max(3, lines // 200_000)):
-        ip = g.ip("bots", 100 + b)
+        ip = g.ip("bots", 100 + b + day * 1000)
         t = t0 + r.uniform(3600, 80000)
         for k in range(45):
             g.smtp_auth_fail(t + k * 5, r.choice(["admin", "info", "test", "sales", "office"]), ip)
         truth.per_ip.add(ip)
     for b in range(5):
-        ip = g.ip("bots", 200 + b)
+        ip = g.ip("bots", 200 + b + day * 1000)
         t = t0 + r.uniform(3600, 70000)
         for k in range(15):
             g.smtp_auth_fail(t + k * 300, r.choice(["admin", "info", "test"]), ip)
@@ -287,8 +322,8 @@ def generate(path: str | Path, lines: int = 20_000, seed: int = 1, plan: str = "
     for k in range(45):
         g.imap_login(t0 + 6 * 3600 + k * 1200, mob, g.ip("mobile", 600 + k))
     truth.benign = [trav, phone, mob]
-    truth.lines = g.render(Path(path))
-    return truth
+
+
 
 
 def main() -> None:
@@ -297,8 +332,10 @@ def main() -> None:
     ap.add_argument("--lines", type=int, default=20_000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--plan", choices=("doc", "public"), default="doc")
+    ap.add_argument("--days", type=int, default=1,
+                    help="spread --lines over this many consecutive days of the same population (default 1)")
     a = ap.parse_args()
-    tr = generate(a.out, a.lines, a.seed, a.plan)
+    tr = generate(a.out, a.lines, a.seed, a.plan, a.days)
     print(f"{tr.lines} lines written to {a.out}")
 
 

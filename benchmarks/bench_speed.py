@@ -4,9 +4,11 @@
 
 For each repetition, in this order on the same generated day (``gen_log.py``): a bare ``for line in f``
 loop, ``acctwatch replay`` of the file, ``acctwatch run --from-start --once`` on it (the daemon catching up,
-fresh store), ``acctwatch replay`` of the gzip-compressed file, and ``acctwatch replay`` of an empty file
-(start-up). Each is a separate process, timed from outside (wall clock), so start-up counts as a user sees
-it. Reports min/median/max of each ratio over the repetitions, and each command's peak RSS.
+fresh store), ``acctwatch replay`` of the gzip-compressed file, ``acctwatch explain`` of the file, and for
+start-up ``acctwatch replay`` of an empty file, ``acctwatch --help`` and a bare ``python3 -c pass`` (the
+interpreter's own start-up on this machine, which the other two include). Each is a separate process, timed
+from outside (wall clock), so start-up counts as a user sees it. Reports min/median/max of each ratio over
+the repetitions, and each command's peak RSS.
 
 **Memory on long replays** (a separate mode, not run by default: it takes a few minutes and 1.5 GB of
 disk)::
@@ -153,7 +155,8 @@ def main() -> None:
     empty.write_text("")
     aw = shutil.which("acctwatch") or "acctwatch"
     cfg = tmp / "acctwatch.toml"
-    rows: dict[str, list[float]] = {"bare": [], "replay": [], "catch_up": [], "gz": [], "startup": []}
+    rows: dict[str, list[float]] = {"bare": [], "replay": [], "catch_up": [], "gz": [], "explain": [],
+                                    "startup": [], "help": [], "python": []}
     for i in range(a.repeat):
         state = tmp / f"state{i}"
         cfg.write_text(f'[general]\nstate_dir = "{state}"\n[sources]\nfiles = ["{log}"]\n')
@@ -161,11 +164,15 @@ def main() -> None:
         rows["replay"].append(_timed([aw, "replay", "-c", str(cfg), str(log)])[0])
         rows["catch_up"].append(_timed([aw, "run", "-c", str(cfg), "--from-start", "--once"])[0])
         rows["gz"].append(_timed([aw, "replay", "-c", str(cfg), str(gz)])[0])
+        rows["explain"].append(_timed([aw, "explain", str(log)])[0])
         rows["startup"].append(_timed([aw, "replay", "-c", str(cfg), str(empty)])[0])
+        rows["help"].append(_timed([aw, "--help"])[0])
+        rows["python"].append(_timed([sys.executable, "-c", "pass"])[0])
     ratios = {
         "replay / bare loop": [r / b for r, b in zip(rows["replay"], rows["bare"], strict=True)],
         "run --from-start --once / replay": [c / r for c, r in zip(rows["catch_up"], rows["replay"], strict=True)],
         ".gz / plain replay": [g / r for g, r in zip(rows["gz"], rows["replay"], strict=True)],
+        "explain / bare loop": [e / b for e, b in zip(rows["explain"], rows["bare"], strict=True)],
     }
     with open(log, "rb") as fh:
         n = sum(1 for _ in fh)
@@ -174,8 +181,10 @@ def main() -> None:
            "run --from-start --once": _peak([aw, "run", "-c", str(cfg), "--from-start", "--once"])}
     result = {"lines": n, "repeat": a.repeat, "seconds": rows,
               "ratios": {k: {"min": min(v), "median": statistics.median(v), "max": max(v)} for k, v in ratios.items()},
-              "startup_seconds": {"min": min(rows["startup"]), "median": statistics.median(rows["startup"]),
-                                  "max": max(rows["startup"])},
+              "startup_seconds": {name: {"min": min(rows[k]), "median": statistics.median(rows[k]),
+                                         "max": max(rows[k])}
+                                  for name, k in (("replay of an empty file", "startup"),
+                                                  ("acctwatch --help", "help"), ("python3 -c pass", "python"))},
               "peak_rss_mib": {k: round(v / 1024) for k, v in rss.items()}}
     if a.json:
         print(json.dumps(result, indent=2))
@@ -183,9 +192,8 @@ def main() -> None:
         print(f"{n:,} lines, {a.repeat} paired repetitions")
         for k, v in result["ratios"].items():
             print(f"  {k:<36} min {v['min']:6.2f}x  median {v['median']:6.2f}x  max {v['max']:6.2f}x")
-        s = result["startup_seconds"]
-        print(f"  {'replay of an empty file':<36} min {s['min']:6.2f} s  median {s['median']:6.2f} s  "
-              f"max {s['max']:6.2f} s")
+        for name, s in result["startup_seconds"].items():
+            print(f"  {name:<36} min {s['min']:6.2f} s  median {s['median']:6.2f} s  max {s['max']:6.2f} s")
         for k, v in result["peak_rss_mib"].items():
             print(f"  peak RSS {k:<27} {v} MiB")
     shutil.rmtree(tmp, ignore_errors=True)

@@ -10,10 +10,10 @@ from __future__ import annotations
 import hashlib
 import heapq
 import logging
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from sys import intern
 from typing import TYPE_CHECKING, Any
 
 from .config import LEVELS, Config
@@ -212,7 +212,9 @@ class QueueJoin:
     def __init__(self, ttl: float = 5 * 86400, cap: int = 500_000) -> None:
         self.ttl = ttl
         self.cap = cap
-        self.table: OrderedDict[str, list[Any]] = OrderedDict()  # qid -> [account, ip, ts, queued]
+        # qid -> [account, ip, ts, queued], oldest first (a plain dict keeps insertion order; an entry is
+        # small: five days of a busy server's submissions are held)
+        self.table: dict[str, list[Any]] = {}
         self._dirty: set[str] = set()  # changed since export_changes(): committed with the checkpoints
         #: whether export_changes() is wanted (the daemon saves the join; a replay of archives does not)
         self.track_changes = True
@@ -222,8 +224,14 @@ class QueueJoin:
         kind = ev.kind
         if kind == "message":
             qid = ev.queue_id  # type: ignore[attr-defined]
-            self.table[qid] = [ev.account, ev.ip, ev.ts, False]
-            self.table.move_to_end(qid)
+            t = self.table
+            if qid in t:
+                del t[qid]  # (to the end: the order is the order of submission)
+            # the account and address text shared by all of its entries, not one copy per line
+            acct = ev.account
+            ip = ev.ip
+            t[qid] = [intern(acct) if acct is not None else None, intern(ip) if ip is not None else None,
+                      ev.ts, False]
             if self.track_changes:
                 self._dirty.add(qid)
             self._expire(ev.ts)
@@ -248,9 +256,9 @@ class QueueJoin:
         t = self.table
         limit = now - timedelta(seconds=self.ttl)
         while t:
-            _qid, ent = next(iter(t.items()))
-            if ent[2] < limit or len(t) > self.cap:
-                qid = t.popitem(last=False)[0]
+            qid = next(iter(t))
+            if t[qid][2] < limit or len(t) > self.cap:
+                del t[qid]
                 if self.track_changes:
                     self._dirty.add(qid)
             else:

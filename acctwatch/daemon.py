@@ -230,7 +230,6 @@ class _Src:
     key: str  # checkpoint key
     reader: FileFollower | JournalSource
     parser: LineParser
-    order: int
     skipped: dict[str, int] = field(default_factory=dict)  # the parser's skip counts already counted
 
 
@@ -325,7 +324,7 @@ class Daemon:
             where = ("from its start" if self.from_start else "from its end") if cp is None else \
                 f"from the checkpoint (line {f.position()['lineno']})"
             log.info("following %s %s", path, where)
-            self.sources.append(_Src(key, f, self._parser(path), len(self.sources)))
+            self.sources.append(_Src(key, f, self._parser(path)))
             if cp is None:  # record where this first start began, before reading anything: a crash
                 cp = f.position()  # before the first batch must not turn the next start into a "first" one
                 with self.store.begin() as conn:
@@ -340,7 +339,7 @@ class Daemon:
                                   extra_args=s.journalctl_args, follow=not self.once)
                 log.info("following the journal (%s) %s", " ".join(j.matches) or "all",
                          "after the checkpoint" if cp else ("from the start" if self.from_start else "from now"))
-                self.sources.append(_Src(key, j, self._parser("journald"), len(self.sources)))
+                self.sources.append(_Src(key, j, self._parser("journald")))
                 if cp is not None:
                     self._committed[key] = cp
 

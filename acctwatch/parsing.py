@@ -14,6 +14,7 @@ Nothing in here raises on bad input: undecodable bytes, absurdly long lines and 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import ipaddress
 import os
@@ -84,6 +85,13 @@ class Pattern:
     groups: tuple[str, ...] = ()
     #: whether a field needs normalising after the match (addresses, status words, the account)
     fixups: bool = True
+    #: the ``_`` groups (for matching only)
+    hidden: tuple[str, ...] = ()
+    #: whether the match's ``groupdict()`` can become the event's fields as it is (every group a field whose
+    #: default is None, or one without a default, none also a static field)
+    whole: bool = False
+    #: the groups for fields without a default (when such a group took no text, the event cannot be built)
+    required: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if isinstance(self.regex, _LazyRegex):
@@ -92,6 +100,12 @@ class Pattern:
         self.groups = tuple(g for g in self.regex.groupindex if not g.startswith("_"))
         self.queue_gated = self.event in ("queue", "delivery") and self.regex.pattern.startswith("^(?P<queue_id>")
         self.fixups = any(k in _FIXUP_FIELDS for k in (*self.groups, *self.fields))
+        self.hidden = tuple(g for g in self.regex.groupindex if g.startswith("_"))
+        cls = EVENT_TYPES.get(self.event)
+        defaults = {f.name: f.default for f in dataclasses.fields(cls)} if cls is not None else {}
+        self.whole = (cls is not None and not set(self.groups) & set(self.fields)
+                      and all(defaults.get(g, ...) in (None, dataclasses.MISSING) for g in self.groups))
+        self.required = tuple(g for g in self.groups if defaults.get(g) is dataclasses.MISSING)
 
 
 _FIXUP_FIELDS = frozenset({"ip", "local_ip", "orig_ip", "status", "account"})
@@ -589,39 +603,49 @@ class LineParser:
         if ts is None:
             self.stats.bad_time += 1
             return None
-        kw: dict[str, Any] = dict(pat.fields) if pat.fields else {}
-        names = pat.groups
-        if len(names) > 1:
-            for k, v in zip(names, m.group(*names), strict=True):
+        if pat.whole and m.end() <= MAX_FIELD:  # (no group can be longer than the text matched)
+            kw: dict[str, Any] = m.groupdict()
+            for k in pat.hidden:
+                del kw[k]
+            for k in pat.required:
+                if kw[k] is None:
+                    del kw[k]
+            if pat.fields:
+                kw.update(pat.fields)
+        else:
+            kw = dict(pat.fields) if pat.fields else {}
+            names = pat.groups
+            for k, v in zip(names, m.group(*names) if len(names) > 1 else (m.group(*names),), strict=False):
                 if v is not None:
                     kw[k] = v if len(v) <= MAX_FIELD else v[:MAX_FIELD]
-        elif names:
-            v = m.group(names[0])
-            if v is not None:
-                kw[names[0]] = v if len(v) <= MAX_FIELD else v[:MAX_FIELD]
         for k in pat.int_fields:
-            if k in kw:
+            v = kw.get(k)
+            if v is not None:
                 try:
-                    kw[k] = int(kw[k])
+                    kw[k] = int(v)
                 except (TypeError, ValueError):
                     kw[k] = None
         if pat.fixups:
-            if "ip" in kw:
-                ip = normalize_ip(kw["ip"])
-                if ip is None and kw["ip"] not in ("unknown", ""):
+            ip = kw.get("ip")
+            if ip is not None:
+                kw["ip"] = norm = normalize_ip(ip)
+                if norm is None and ip not in ("unknown", ""):
                     self.stats.bad_field += 1
-                kw["ip"] = ip
-            if "local_ip" in kw:
-                kw["local_ip"] = normalize_ip(kw["local_ip"])
-            if "orig_ip" in kw:
-                kw["orig_ip"] = normalize_ip(kw["orig_ip"])
-            if "status" in kw:
-                kw["status"] = STATUS_MAP.get(kw["status"].lower(), kw["status"].lower())
+            v = kw.get("local_ip")
+            if v is not None:
+                kw["local_ip"] = normalize_ip(v)
+            v = kw.get("orig_ip")
+            if v is not None:
+                kw["orig_ip"] = normalize_ip(v)
+            v = kw.get("status")
+            if v is not None:
+                v = v.lower()
+                kw["status"] = STATUS_MAP.get(v, v)
             acct = kw.get("account")
             if acct is not None:
                 acct = acct.strip()
                 kw["account"] = acct or None
-        if "service" not in kw:
+        if kw.get("service") is None:
             kw["service"] = hint or pat.fields.get("service") or _default_service(pat.family, daemon)
         elif hint and pat.family == "postfix":
             kw["service"] = hint

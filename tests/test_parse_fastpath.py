@@ -89,3 +89,45 @@ def test_iter_events_equals_line_by_line_parsing() -> None:
     sa, sb = a.stats.to_dict(), b.stats.to_dict()
     assert sa == sb, (sa, sb)
     assert sa["unwanted_queue"] == 2 and sa["invalid_utf8"] == 1 and sa["too_long"] == 1 and sa["lines"] == 11
+
+
+def test_whole_match_fast_path_builds_what_the_field_by_field_path_builds() -> None:
+    """A pattern whose groups are all plain fields takes its match's groupdict() as the fields; the events
+    must be exactly what the group-by-group path gives: optional groups that took no text are the default,
+    over-long fields are cut, a required field with no text makes the line a counted bad field."""
+    import re
+
+    from acctwatch.parsing import MAX_FIELD, Example, Pattern
+
+    long_user = "u" * (MAX_FIELD + 40) + "@example.org"
+    lines = [*LINES,
+             "Nov 26 07:12:02 mx dovecot: imap-login: Login: user=<carol@example.org>, method=PLAIN, "
+             "rip=203.0.113.10, lip=192.0.2.1, TLS",  # no session, no mpid
+             f"Nov 26 07:12:03 mx dovecot: imap-login: Login: user=<{long_user}>, method=PLAIN, rip=203.0.113.11, "
+             "lip=192.0.2.1, TLS, session=<x>"]
+    fast = LineParser(PS, Clock(zone="UTC", year=2026))
+    slow = LineParser(PatternSet([_general(p) for p in PS.patterns]), Clock(zone="UTC", year=2026))
+    assert sum(p.whole for p in PS.patterns) > 10 and not any(p.whole for p in slow.patterns.patterns)
+    got = [fast.parse(line, n) for n, line in enumerate(lines, 1)]
+    assert got == [slow.parse(line, n) for n, line in enumerate(lines, 1)]
+    assert got[-2] is not None and got[-2].session is None and got[-1].account == long_user[:MAX_FIELD]
+    assert fast.stats == slow.stats
+
+    # a field without a default whose group took no text: not an event, a counted bad field (both paths)
+    rx = re.compile(r"^(?:(?P<queue_id>[0-9A-F]{10})|none): from=<(?P<sender>[^>]*)>, size=(?P<size>\d+)$")
+    pat = Pattern("t.queue", "postfix", ("qmgr",), "from=<", rx, "queue", {}, [Example("x", None)], "test")
+    assert pat.whole and pat.required == ("queue_id",)
+    for ps in (PatternSet([pat]), PatternSet([_general(pat)])):
+        p = LineParser(ps, Clock(zone="UTC", year=2026))
+        ev = p.parse("Nov 26 07:12:04 mx postfix/qmgr[2]: 4ABCD12345: from=<a@example.org>, size=9", 1)
+        assert ev is not None and (ev.queue_id, ev.sender, ev.size) == ("4ABCD12345", "a@example.org", 9)
+        assert p.parse("Nov 26 07:12:05 mx postfix/qmgr[2]: none: from=<a@example.org>, size=9", 2) is None
+        assert p.stats.bad_field == 1
+
+
+def _general(p: object) -> object:
+    import copy
+
+    q = copy.copy(p)
+    q.whole = False  # type: ignore[attr-defined]
+    return q

@@ -218,6 +218,9 @@ class QueueJoin:
         self._dirty: set[str] = set()  # changed since export_changes(): committed with the checkpoints
         #: whether export_changes() is wanted (the daemon saves the join; a replay of archives does not)
         self.track_changes = True
+        #: whether queue/delivery lines of a queue id matter (the parser skips the others unparsed): a lookup in
+        #: the table, called for most of a busy log's lines (the table itself is never replaced)
+        self.wanted: Callable[[str], bool] = self.table.__contains__
 
     def feed(self, ev: Event) -> bool:
         """Annotate *ev*; False when it is a repeat that detectors must not count again."""
@@ -277,9 +280,6 @@ class QueueJoin:
         for qid, (acct, ip, ts, queued) in sorted(rows.items(), key=lambda kv: kv[1][2]):
             self.table[qid] = [acct, ip, datetime.fromisoformat(ts), bool(queued)]
 
-    def wanted(self, queue_id: str) -> bool:
-        """Whether queue/delivery lines of *queue_id* matter (the parser skips the others unparsed)."""
-        return queue_id in self.table
 
     def queue_ids(self, account: str) -> list[str]:
         return [q for q, e in self.table.items() if e[0] == account]
@@ -480,7 +480,10 @@ class Engine:
             if ev.account is not None and det._overrides and not det.enabled_for(ev.account):
                 continue
             try:
-                findings = list(det.feed(ev))
+                findings = det.feed(ev)
+                if not findings:  # (most events: nothing; a generator is true, and run to its end here)
+                    continue
+                findings = list(findings)
             except Exception:  # one detector's bug must not stop the others, nor crash-loop the daemon
                 self.detector_errors[det.name] = self.detector_errors.get(det.name, 0) + 1
                 if self.detector_errors[det.name] <= 3:

@@ -48,11 +48,16 @@ class Event:
     geo: Any = field(default=None, compare=False, repr=False)
     # Familiarity (filled by acctwatch.profiles): how this event's network looks to its account's profile
     fam: Any = field(default=None, compare=False, repr=False)
+    #: ``ts`` as epoch seconds, what the windows of later stages compare (set once: ``ts`` is not changed)
+    t: float = field(init=False, default=0.0, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.t = self.ts.timestamp()
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"kind": self.kind}
         for f in dataclasses.fields(self):
-            if f.name == "geo" or f.name == "fam":
+            if f.name == "geo" or f.name == "fam" or f.name == "t":
                 continue
             v = getattr(self, f.name)
             if isinstance(v, datetime):
@@ -201,6 +206,7 @@ class ClientId(Event):
     version: str | None = None
 
     def __post_init__(self) -> None:
+        Event.__post_init__(self)
         if self.params is not None and self.name is None and self.version is None:
             self.name, self.version = id_fields(self.params)
         else:
@@ -217,7 +223,7 @@ EVENT_KINDS = tuple(EVENT_TYPES)
 EVENT_FIELDS: dict[str, frozenset[str]] = {
     kind: frozenset(
         f.name for f in dataclasses.fields(cls) if f.name not in {"ts", "host", "program", "pid", "source",
-                                                                   "lineno", "pattern", "geo", "fam"}
+                                                                   "lineno", "pattern", "geo", "fam", "t"}
     )
     for kind, cls in EVENT_TYPES.items()
 }

@@ -358,7 +358,7 @@ class Profiles:
         pend = self.pending_ids.get(session)
         if pend is None or (pend[1] is not None and pend[1] != ev.ip):
             return None  # (a session id seen from another address: not this connection)
-        if pend[0] < ev.ts.timestamp() - PENDING_ID_AGE:
+        if pend[0] < ev.t - PENDING_ID_AGE:
             return None  # (too old: forgotten at the next learning step)
         return pend
 
@@ -384,7 +384,7 @@ class Profiles:
         """Learn a successful login of ``ev.account`` from ``ev.ip``."""
         if verdict is None or verdict.cls == "internal":
             return
-        t = ev.ts.timestamp()
+        t = ev.t
         if t > self.now:
             self.now = t
             if int(t // DAY) != self._swept:
@@ -441,7 +441,7 @@ class Profiles:
         ``PENDING_ID_AGE`` of event time. A name is counted once per session (both IDs of one connection
         are one). Only an existing profile records it: an ID never creates a profile nor changes its
         logins, times or networks (what the rules judge), and it is never judged itself."""
-        t = ev.ts.timestamp()
+        t = ev.t
         pend = self.pending_ids
         if pend:
             self._expire_pending(t)
@@ -540,7 +540,7 @@ class Profiles:
         p = self.accounts.get(acct)
         if p is None:
             return
-        t = ev.ts.timestamp()
+        t = ev.t
         self._roll(p, t)
         p.day_sum += recipients
         if self.track_changes:

@@ -183,7 +183,7 @@ class AuthFailuresIp(_FailDetector):
     default_policy = "notify"
 
     def feed(self, ev: Event) -> Iterable[Finding]:
-        t = ev.ts.timestamp()
+        t = ev.t
         if t >= self._sweep.next:  # (tested here: this runs for every event)
             self._sweep.tick(t, self.sweep)
         ip = ev.ip
@@ -231,7 +231,7 @@ class AuthFailuresAccount(_FailDetector):
         return float(self.opt(key, "window"))
 
     def feed(self, ev: Event) -> Iterable[Finding]:
-        t = ev.ts.timestamp()
+        t = ev.t
         if t >= self._sweep.next:  # (tested here: this runs for every event)
             self._sweep.tick(t, self.sweep)
         acct = ev.account
@@ -299,7 +299,7 @@ class BruteforceSuccess(KeyedState, Detector):
         return source_key(ip, int(self.opt(acct, "prefix_v4")), int(self.opt(acct, "prefix_v6")))
 
     def feed(self, ev: Event) -> Iterable[Finding]:
-        t = ev.ts.timestamp()
+        t = ev.t
         if t >= self._sweep.next:  # (tested here: this runs for every event)
             self._sweep.tick(t, self.sweep)
         acct = ev.account
@@ -472,7 +472,7 @@ class BannedIpLogin(KeyedState, Detector):
         self._sweep = Sweep(self._span)
 
     def feed(self, ev: Event) -> Iterable[Finding]:
-        t = ev.ts.timestamp()
+        t = ev.t
         if t >= self._sweep.next:  # (tested here: this runs for every event)
             self._sweep.tick(t, self.sweep)
         ip = ev.ip

@@ -82,7 +82,7 @@ class NewCountry(Detector):
         self._swept = -1
 
     def feed(self, ev: Event) -> Iterable[Finding]:
-        t = ev.ts.timestamp()
+        t = ev.t
         if t > self.now:
             self.now = t
             if t // DAY != self._swept:
@@ -131,7 +131,7 @@ class NewCountry(Detector):
     def _finding(self, acct: str, ev: Event, country: str, h: _Hist, retention: float) -> Finding:
         known = sorted(h.countries.items(), key=lambda kv: (-kv[1][2], kv[0]))
         known_s = ", ".join(f"{k} ({int(v[2])} logins)" for k, v in known[:6])
-        days = (ev.ts.timestamp() - h.first) / DAY
+        days = (ev.t - h.first) / DAY
         label = ev.geo.label() if ev.geo is not None else country
         summary = (f"{acct} logged in from {label} [{ev.ip}], a country new for this account "
                    f"(seen in {days:.0f} days: {known_s})")
@@ -220,7 +220,7 @@ class SendBaseline(Detector):
         self._swept = -1
 
     def feed(self, ev: Event) -> Iterable[Finding]:
-        t = ev.ts.timestamp()
+        t = ev.t
         if t > self.now:
             self.now = t
             if t // DAY != self._swept:

@@ -219,7 +219,7 @@ class AccountRisk(Detector):
     # -- events ----------------------------------------------------------------------------------
     def feed(self, ev: Event) -> Iterable[Finding]:
         kind = ev.kind
-        t = ev.ts.timestamp()
+        t = ev.t
         if t >= self._sweep.next:  # (tested here: this runs for every event)
             self._sweep.tick(t, self.sweep)
         if kind == "ban":

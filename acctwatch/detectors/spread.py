@@ -61,7 +61,7 @@ class IpSpread(KeyedState, Detector):
         self._sweep = Sweep(max_option(self, "window"))
 
     def feed(self, ev: Event) -> Iterable[Finding]:
-        t = ev.ts.timestamp()
+        t = ev.t
         if t >= self._sweep.next:  # (tested here: this runs for every event)
             self._sweep.tick(t, self.sweep)
         if not login_like(ev):

@@ -82,7 +82,7 @@ class SendBurst(KeyedState, Detector):
         self._sweep = Sweep(DAY / 4)
 
     def feed(self, ev: Event) -> Iterable[Finding]:
-        t = ev.ts.timestamp()
+        t = ev.t
         if t >= self._sweep.next:  # (tested here: this runs for every event)
             self._sweep.tick(t, self.sweep)
         got = sent(ev)
@@ -226,7 +226,7 @@ class BounceRatio(KeyedState, Detector):
         self._sweep = Sweep(max(max_option(self, "window"), BOUNCE_SWEEP))
 
     def feed(self, ev: Event) -> Iterable[Finding]:
-        t = ev.ts.timestamp()
+        t = ev.t
         if t >= self._sweep.next:  # (tested here: this runs for every event)
             self._sweep.tick(t, self.sweep)
         acct = ev.account

@@ -235,6 +235,22 @@ def test_send_burst_messages_without_qmgr_lines_and_override() -> None:
     assert "31 messages in the last hour (limit 30)" in incs[0].summary
 
 
+def test_options_resolved_once_follow_overrides_and_a_reload() -> None:
+    """Detector.opts: the options of accounts without an override are resolved once per configuration; an
+    account's own override wins; new options (a SIGHUP gives the detector a new options dict) are used."""
+    from acctwatch.detectors.volume import _BURST_LIMITS
+
+    conf = {"detectors": {"send_burst": {"messages_per_hour": 30}},
+            "accounts": {"News@x.org": {"detectors": {"send_burst": {"messages_per_hour": 1000}}}}}
+    det = engine(conf, only="send_burst").detectors[0]
+    assert det.opts("s@x.org", _BURST_LIMITS) == (500, 1000, 30, 1000)
+    assert det.opts("s@x.org", _BURST_LIMITS) is det.opts(None, _BURST_LIMITS)  # (the same tuple: once)
+    assert det.opts("news@X.org", _BURST_LIMITS) == (500, 1000, 1000, 1000)
+    det.options = {**det.options, "recipients_per_hour": "20"}
+    assert det.opts("s@x.org", _BURST_LIMITS) == (20, 1000, 30, 1000)
+    assert det.opts("news@x.org", _BURST_LIMITS) == (20, 1000, 1000, 1000)
+
+
 def test_send_burst_qmgr_repeat_not_counted_twice() -> None:
     evs: list[Event] = []
     for i in range(10):

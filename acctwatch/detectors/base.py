@@ -56,6 +56,10 @@ class Context:
     config: Config
 
 
+#: (option, conversion) pairs: what :meth:`Detector.opts` resolves
+OptionSpec = tuple[tuple[str, Callable[[Any], Any]], ...]
+
+
 class Detector:
     name: ClassVar[str] = ""
     kinds: ClassVar[tuple[str, ...]] = ()
@@ -92,6 +96,20 @@ class Detector:
             if o is not None and key in o:
                 return o[key]
         return self.options[key]
+
+    def opts(self, account: str | None, spec: OptionSpec) -> tuple[Any, ...]:
+        """``conv(self.opt(account, key))`` for each ``(key, conv)`` of *spec* (a module constant): what a
+        detector's hot path asks for on every event, resolved once per configuration for the accounts
+        without an override of their own."""
+        if account is not None and self._overrides and account.lower() in self._overrides:
+            return tuple(conv(self.opt(account, k)) for k, conv in spec)
+        cache = self.__dict__.get("_resolved")
+        if cache is None or cache[0] is not self.options:  # (a SIGHUP gives the detector new options)
+            cache = self._resolved = (self.options, {})
+        got = cache[1].get(id(spec))
+        if got is None:
+            got = cache[1][id(spec)] = tuple(conv(self.options[k]) for k, conv in spec)
+        return got
 
     def enabled_for(self, account: str | None) -> bool:
         return bool(self.opt(account, "enabled"))

@@ -195,6 +195,9 @@ class _Send:
         self.reported: dict[str, int] = {}
 
 
+_BASELINE_PERIODS = (("retention", float), ("learn_period", float))
+
+
 @register
 class SendBaseline(Detector):
     """Messages or recipients in the current hour / day far above this account's own past maximum.
@@ -231,8 +234,9 @@ class SendBaseline(Detector):
         acct, m, r = got
         if self.track_changes:
             self._dirty.add(acct)
+        retention, learn_period = self.opts(acct, _BASELINE_PERIODS)
         s = self.accounts.get(acct)
-        if s is not None and t - s.last > float(self.opt(acct, "retention")):
+        if s is not None and t - s.last > retention:
             del self.accounts[acct]  # idle for longer than the retention: watched afresh (as after a sweep)
             s = None
         if s is None:
@@ -253,7 +257,7 @@ class SendBaseline(Detector):
         today = s.days.get(d)
         if today is None:
             today = s.days[d] = [0, 0, 0, 0]
-            self._prune(s, d, float(self.opt(acct, "retention")))
+            self._prune(s, d, retention)
             s.reported = {}
         today[0] += m
         today[1] += r
@@ -261,7 +265,7 @@ class SendBaseline(Detector):
             today[2] = s.hm
         if s.hr > today[3]:
             today[3] = s.hr
-        if t - s.first < float(self.opt(acct, "learn_period")):
+        if t - s.first < learn_period:
             return ()
         if s.base_day != d:
             past = [v for k, v in s.days.items() if k < d]

@@ -20,6 +20,9 @@ HOUR = 3600.0
 DAY = 86400.0
 #: the shortest time between two sweeps of bounce_ratio's accounts
 BOUNCE_SWEEP = 6 * HOUR
+_BURST_LIMITS = (("recipients_per_hour", int), ("recipients_per_day", int), ("messages_per_hour", int),
+                 ("messages_per_day", int))
+_BOUNCE_OPTS = (("window", float), ("min_deliveries", int), ("max_ratio", float))
 
 
 class _Win:
@@ -98,16 +101,17 @@ class SendBurst(KeyedState, Detector):
         a.hour.add(t, m, r, ev.ip, HOUR)
         a.day.add(t, m, r, ev.ip, DAY)
         self._touch(acct)
-        over: dict[str, tuple[int, int]] = {}
-        for metric, value in (("recipients_per_hour", a.hour.r), ("recipients_per_day", a.day.r),
-                              ("messages_per_hour", a.hour.m), ("messages_per_day", a.day.m)):
-            limit = int(self.opt(acct, metric))
-            if value > limit:
-                over[metric] = (value, limit)
-        if not over:
+        rph, rpd, mph, mpd = self.opts(acct, _BURST_LIMITS)
+        hr, dr, hm, dm = a.hour.r, a.day.r, a.hour.m, a.day.m
+        if hr <= rph and dr <= rpd and hm <= mph and dm <= mpd:
             if a.reported:
                 a.reported = {}
             return ()
+        over: dict[str, tuple[int, int]] = {}
+        for metric, value, limit in (("recipients_per_hour", hr, rph), ("recipients_per_day", dr, rpd),
+                                     ("messages_per_hour", hm, mph), ("messages_per_day", dm, mpd)):
+            if value > limit:
+                over[metric] = (value, limit)
         level = rule = None
         peak = None
         fam = ev.fam
@@ -233,7 +237,7 @@ class BounceRatio(KeyedState, Detector):
         status = getattr(ev, "status", None)
         if acct is None or status is None:
             return ()
-        span = float(self.opt(acct, "window"))
+        span, min_deliveries, max_ratio = self.opts(acct, _BOUNCE_OPTS)
         d = self.accounts.get(acct)
         if d is None or t - d.last > span:
             # (no delivery left in its window, nor a deferral to recognise: a new start, as after a sweep)
@@ -255,12 +259,12 @@ class BounceRatio(KeyedState, Detector):
         while (gone := items.pop_before(limit)) is not None:
             d.counts[gone[1]] -= 1
         total = len(items)
-        if total < int(self.opt(acct, "min_deliveries")):
+        if total < min_deliveries:
             d.reported = 0
             return ()
-        failed = sum(d.counts.get(s, 0) for s in _FAILED)
+        counts = d.counts
+        failed = counts.get("bounced", 0) + counts.get("deferred", 0) + counts.get("expired", 0)  # (_FAILED)
         ratio = failed / total
-        max_ratio = float(self.opt(acct, "max_ratio"))
         if ratio <= max_ratio:
             d.reported = 0
             return ()

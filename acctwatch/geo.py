@@ -60,6 +60,8 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from .ipaddr import IPAddress, parse_ip
+
 # maxminddb is imported where a database is opened (``_Database``): ``import acctwatch.geo`` stays light for
 # the detectors and for commands that never open one. geoip2 itself is not needed: its Reader only opened
 # the file through maxminddb, and its model classes are replaced by reading the raw records.
@@ -81,7 +83,7 @@ EMBEDDED_WARNING = (
 )
 DEFAULT_CACHE_SIZE = 65536
 
-_IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+_IPAddress = IPAddress
 
 _INTERNAL_V4 = tuple(ipaddress.IPv4Network(n) for n in (
     "0.0.0.0/8",  # "this" network
@@ -117,22 +119,12 @@ _DOCUMENTATION = (
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 
 
-def normalize_ip(ip: str) -> _IPAddress | None:
-    """Parse ``ip`` (tolerating brackets, a zone id and surrounding space); IPv4-mapped and NAT64 IPv6
-    addresses become IPv4. None when it is no address."""
-    s = ip.strip()
-    if s.startswith("[") and s.endswith("]"):
-        s = s[1:-1]
-    s = s.split("%", 1)[0]
-    try:
-        addr = ipaddress.ip_address(s)
-    except ValueError:
-        return None
-    if isinstance(addr, ipaddress.IPv6Address):
-        if addr.ipv4_mapped is not None:
-            return addr.ipv4_mapped
-        if addr in _NAT64:
-            return ipaddress.IPv4Address(int(addr) & 0xFFFFFFFF)
+def lookup_address(ip: str) -> _IPAddress | None:
+    """The address to geolocate for *ip* (read by :func:`acctwatch.ipaddr.parse_ip`): a NAT64 address
+    (``64:ff9b::/96``) is the IPv4 address it carries. None when it is no address."""
+    addr = parse_ip(ip)
+    if isinstance(addr, ipaddress.IPv6Address) and addr in _NAT64:
+        return ipaddress.IPv4Address(int(addr) & 0xFFFFFFFF)
     return addr
 
 
@@ -776,7 +768,7 @@ class GeoResolver:
         return cls(dbs, treat_documentation_as_public=treat_documentation_as_public, cache_size=cache_size)
 
     def _lookup(self, ip: str) -> GeoInfo | None:
-        addr = normalize_ip(ip)
+        addr = lookup_address(ip)
         if addr is None:
             return None
         text = str(addr)

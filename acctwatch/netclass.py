@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import ConfigError
-from .geo import is_internal, normalize_ip
+from .geo import is_internal, lookup_address
 
 CLASSES = ("eyeball", "datacenter", "vpn", "gateway", "anonymizer", "internal", "unknown")
 #: The classes whose addresses are hosted (keyed per /24 or /48; a provider's many exits are one provider)
@@ -274,9 +274,9 @@ class NetworkClassifier:
         return None
 
     def _classify(self, ip: str, geo: Any) -> NetInfo:
-        addr = normalize_ip(ip) if isinstance(ip, str) else None
+        addr = lookup_address(ip) if isinstance(ip, str) else None
         if addr is None and geo is not None and isinstance(getattr(geo, "ip", None), str):
-            addr = normalize_ip(geo.ip)
+            addr = lookup_address(geo.ip)
         asn = getattr(geo, "asn", None) if geo is not None else None
         if not isinstance(asn, int) or isinstance(asn, bool) or asn <= 0:
             asn = None

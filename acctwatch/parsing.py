@@ -15,8 +15,6 @@ Nothing in here raises on bad input: undecodable bytes, absurdly long lines and 
 from __future__ import annotations
 
 import dataclasses
-import functools
-import ipaddress
 import os
 import re
 import tomllib
@@ -28,6 +26,7 @@ from typing import Any
 
 from .events import EVENT_FIELDS, EVENT_TYPES, INT_FIELDS, Event
 from .headers import Clock, Header, split_header
+from .ipaddr import ip_text
 
 MAX_LINE = 16 * 1024
 MAX_FIELD = 512
@@ -290,24 +289,6 @@ class ParseStats:
             "unmatched_examples": [{"source": s, "lineno": n, "line": t} for s, n, t in self.unmatched_examples],
             "no_header_examples": [{"source": s, "lineno": n, "line": t} for s, n, t in self.no_header_examples],
         }
-
-
-@functools.lru_cache(maxsize=65536)
-def normalize_ip(text: str | None) -> str | None:
-    """Canonical text of an IP address; IPv4-mapped IPv6 becomes IPv4; None when not an address."""
-    if not text or text == "unknown":
-        return None
-    if text[0] == "[":
-        text = text.strip("[]")
-    if text.startswith(("IPv6:", "IPV6:", "ipv6:")):
-        text = text[5:]
-    try:
-        addr = ipaddress.ip_address(text.partition("%")[0])
-    except ValueError:
-        return None
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-        return str(addr.ipv4_mapped)
-    return str(addr)
 
 
 #: Postfix program name (e.g. "postfix/submission/smtpd") -> (daemon, service hint): a log has a few
@@ -628,15 +609,15 @@ class LineParser:
         if pat.fixups:
             ip = kw.get("ip")
             if ip is not None:
-                kw["ip"] = norm = normalize_ip(ip)
+                kw["ip"] = norm = ip_text(ip)
                 if norm is None and ip not in ("unknown", ""):
                     self.stats.bad_field += 1
             v = kw.get("local_ip")
             if v is not None:
-                kw["local_ip"] = normalize_ip(v)
+                kw["local_ip"] = ip_text(v)
             v = kw.get("orig_ip")
             if v is not None:
-                kw["orig_ip"] = normalize_ip(v)
+                kw["orig_ip"] = ip_text(v)
             v = kw.get("status")
             if v is not None:
                 v = v.lower()

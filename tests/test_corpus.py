@@ -17,7 +17,8 @@ import pytest
 
 from acctwatch.events import Event
 from acctwatch.headers import Clock, split_header
-from acctwatch.parsing import LineParser, PatternSet, normalize_ip
+from acctwatch.ipaddr import ip_text
+from acctwatch.parsing import LineParser, PatternSet
 from acctwatch.sources.files import iter_lines
 
 
@@ -161,7 +162,7 @@ def test_every_success_line_yields_account_and_ip(corpus: Path, patterns: Patter
                 where = f"{path.name}:{n}: {line}"
                 assert ev is not None and ev.kind in ("login", "message"), where
                 assert ev.account == m.group("user"), where
-                assert ev.ip is not None and ev.ip == normalize_ip(m.group("ip")), where
+                assert ev.ip is not None and ev.ip == ip_text(m.group("ip")), where
                 seen += 1
     assert seen >= 60
 

@@ -40,7 +40,6 @@ across restarts and log rotations. Configuration (``[decision_log]``)::
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import logging.handlers
@@ -54,6 +53,7 @@ from typing import IO
 
 from ..config import POLICIES, Config, ConfigError
 from ..engine import Incident
+from ..ipaddr import ip_text
 
 log = logging.getLogger(__name__)
 
@@ -69,16 +69,6 @@ def quote_account(account: str | None) -> str:
     if account is None:
         return "-"
     return json.dumps(account, ensure_ascii=True)
-
-
-def normalise_ip(ip: str) -> str | None:
-    try:
-        addr = ipaddress.ip_address(ip.strip().removeprefix("[").removesuffix("]"))
-    except (ValueError, AttributeError):
-        return None
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-        return str(addr.ipv4_mapped)
-    return str(addr)
 
 
 def _iso_z(ts: datetime) -> str:
@@ -276,7 +266,7 @@ class DecisionLog:
             return
         now: datetime | None = None
         for raw in getattr(inc, "attackers", inc.ips):  # never the owner's presumed own address
-            ip = normalise_ip(raw)
+            ip = ip_text(raw)
             if ip is None:
                 log.warning("decision log: incident %s: %r is not an IP address, not written", inc.id, raw)
                 continue

@@ -7,24 +7,22 @@ Exit status: 0 recorded (or already recorded), 1 the store failed, 2 bad argumen
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import re
 from datetime import UTC, datetime
 
 import click
 
+from ..ipaddr import ip_text
+
 _JAIL = re.compile(r"^[^\x00-\x1f\x7f\s'\"]{1,128}$")
 
 
 def _parse_ip(value: str) -> str:
-    try:
-        addr = ipaddress.ip_address(value.strip().removeprefix("[").removesuffix("]"))
-    except ValueError as exc:
-        raise click.BadParameter(f"{value!r} is not an IPv4 or IPv6 address", param_hint="IP") from exc
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-        addr = addr.ipv4_mapped
-    return str(addr)
+    addr = ip_text(value)
+    if addr is None:
+        raise click.BadParameter(f"{value!r} is not an IPv4 or IPv6 address", param_hint="IP")
+    return addr
 
 
 def _parse_at(value: str | None) -> datetime:

@@ -20,6 +20,7 @@ from functools import lru_cache
 from typing import Any
 
 from ..events import Event
+from ..ipaddr import parse_ip
 from .base import (
     Detector,
     Finding,
@@ -58,13 +59,8 @@ def is_internal(ev: Event) -> bool:
 
 @lru_cache(maxsize=65536)
 def _internal_ip(ip: str) -> bool:
-    try:
-        a = ipaddress.ip_address(ip)
-    except ValueError:
-        return False
-    if isinstance(a, ipaddress.IPv6Address) and a.ipv4_mapped is not None:
-        a = a.ipv4_mapped
-    return a.is_private or a.is_loopback or a.is_link_local
+    a = parse_ip(ip)
+    return a is not None and (a.is_private or a.is_loopback or a.is_link_local)
 
 
 @lru_cache(maxsize=65536)

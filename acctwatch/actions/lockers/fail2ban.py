@@ -3,10 +3,10 @@ unlock unbans exactly the IPs acctwatch banned. Runs for per-IP incidents too (n
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Any
 
 from ...config import ConfigError
+from ...ipaddr import parse_ip
 from .base import LockContext, Locker, LockResult
 
 
@@ -31,14 +31,10 @@ class Fail2banLocker(Locker):
         # the presumed attacker's addresses only: never ban the owner's own (office, home) address
         raws = getattr(incident, "attackers", None)
         for raw in (raws if raws is not None else getattr(incident, "ips", None)) or []:
-            try:
-                ip = ipaddress.ip_address(str(raw))
-            except ValueError:
+            ip = parse_ip(str(raw))
+            if ip is None:
                 skipped.append(str(raw))
                 continue
-            mapped = getattr(ip, "ipv4_mapped", None)
-            if mapped is not None:
-                ip = mapped
             if ip.is_loopback or ip.is_unspecified or ip.is_multicast or (
                     self.options["skip_private"] and ip.is_private):
                 skipped.append(str(ip))

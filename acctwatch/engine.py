@@ -12,7 +12,7 @@ import heapq
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime
 from sys import intern
 from typing import TYPE_CHECKING, Any
 
@@ -212,9 +212,9 @@ class QueueJoin:
     def __init__(self, ttl: float = 5 * 86400, cap: int = 500_000) -> None:
         self.ttl = ttl
         self.cap = cap
-        # qid -> [account, ip, ts, queued], oldest first (a plain dict keeps insertion order; an entry is
-        # small: five days of a busy server's submissions are held)
-        self.table: dict[str, list[Any]] = {}
+        # qid -> (account, ip, time as epoch seconds, queued), oldest first (a plain dict keeps insertion
+        # order; an entry is small: five days of a busy server's submissions are held)
+        self.table: dict[str, tuple[str | None, str | None, float, bool]] = {}
         self._dirty: set[str] = set()  # changed since export_changes(): committed with the checkpoints
         #: whether export_changes() is wanted (the daemon saves the join; a replay of archives does not)
         self.track_changes = True
@@ -233,11 +233,11 @@ class QueueJoin:
             # the account and address text shared by all of its entries, not one copy per line
             acct = ev.account
             ip = ev.ip
-            t[qid] = [intern(acct) if acct is not None else None, intern(ip) if ip is not None else None,
-                      ev.ts, False]
+            t[qid] = (intern(acct) if acct is not None else None, intern(ip) if ip is not None else None, ev.t,
+                      False)
             if self.track_changes:
                 self._dirty.add(qid)
-            self._expire(ev.ts)
+            self._expire(ev.t)
             return True
         if kind == "queue" or kind == "delivery":
             ent = self.table.get(ev.queue_id)  # type: ignore[attr-defined]
@@ -250,14 +250,14 @@ class QueueJoin:
             if kind == "queue":
                 if ent[3]:
                     return False  # qmgr logs the same queue file again after each deferral
-                ent[3] = True
+                self.table[ev.queue_id] = (ent[0], ent[1], ent[2], True)  # type: ignore[attr-defined]
                 if self.track_changes:
                     self._dirty.add(ev.queue_id)  # type: ignore[attr-defined]
         return True
 
-    def _expire(self, now: datetime) -> None:
+    def _expire(self, now: float) -> None:
         t = self.table
-        limit = now - timedelta(seconds=self.ttl)
+        limit = now - self.ttl
         while t:
             qid = next(iter(t))
             if t[qid][2] < limit or len(t) > self.cap:
@@ -272,13 +272,13 @@ class QueueJoin:
         out: dict[str, Any] = {}
         for qid in self._dirty:
             e = self.table.get(qid)
-            out[qid] = None if e is None else [e[0], e[1], e[2].isoformat(), e[3]]
+            out[qid] = None if e is None else [e[0], e[1], datetime.fromtimestamp(e[2], UTC).isoformat(), e[3]]
         self._dirty.clear()
         return out
 
     def import_rows(self, rows: dict[str, Any]) -> None:
         for qid, (acct, ip, ts, queued) in sorted(rows.items(), key=lambda kv: kv[1][2]):
-            self.table[qid] = [acct, ip, datetime.fromisoformat(ts), bool(queued)]
+            self.table[qid] = (acct, ip, datetime.fromisoformat(ts).timestamp(), bool(queued))
 
 
     def queue_ids(self, account: str) -> list[str]:

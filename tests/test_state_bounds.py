@@ -382,15 +382,25 @@ def test_send_baseline_keeps_only_the_days_that_can_still_be_its_baseline() -> N
 def test_timeline_is_a_deque_for_windows() -> None:
     r = random.Random(5)
     for _ in range(200):
-        d: deque[float] = deque()
-        tl: Timeline[float] = Timeline()
+        d: deque[tuple[float]] = deque()
+        tl: Timeline[tuple[float]] = Timeline()
         for _ in range(r.randint(0, 300)):
             if r.random() < 0.55:
-                x = r.random()
+                x = (r.random(),)  # (a window's items are tuples whose first value is the time)
                 d.append(x)
                 tl.append(x)
-            elif d:
+            elif d and r.random() < 0.5:
                 assert d.popleft() == tl.popleft()
+            elif d and r.random() < 0.5:  # a window's trim: the oldest while it is before a limit
+                limit = r.random()
+                while (got := tl.pop_before(limit)) is not None:
+                    assert got == d.popleft() and got[0] < limit
+                assert not d or d[0][0] >= limit
+            elif d:
+                limit = r.random()
+                tl.drop_before(limit)
+                while d and d[0][0] < limit:
+                    d.popleft()
             else:
                 with pytest.raises(IndexError):
                     tl.popleft()
@@ -398,7 +408,9 @@ def test_timeline_is_a_deque_for_windows() -> None:
             if d:
                 k = r.randrange(len(d))
                 assert (d[0], d[-1], d[k], d[-k - 1]) == (tl[0], tl[-1], tl[k], tl[-k - 1])
-        assert len(tl._items) <= 2 * len(tl) + 16  # (what was popped does not pile up)
+            # what left the window is released at once, and does not pile up
+            assert all(x is None for x in tl._items[:tl._head])
+        assert len(tl._items) <= 2 * len(tl) + 16
 
 
 def test_an_idle_key_starts_afresh_whether_or_not_it_was_swept() -> None:

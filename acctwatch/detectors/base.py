@@ -226,6 +226,8 @@ class Timeline(Generic[T]):
     """What a deque does for a window (append at the end, ``popleft`` the oldest, ``[0]``, ``[-1]``, len,
     iteration) in a plain list and the index of its first live item, compacted as it goes. A deque costs
     768 bytes even when empty; the per-account windows are thousands, most of them with a few items or none.
+    An item that left the window is released at once (its slot is None until the list is compacted): a
+    window never holds up to twice its items.
     """
 
     __slots__ = ("_head", "_items")
@@ -276,6 +278,12 @@ class Timeline(Generic[T]):
         elif head >= 16 and head * 2 >= len(items):
             del items[:head]
             head = 0
+        else:  # the items behind the head are gone: their slots keep nothing alive until the next compaction
+            old = self._head
+            if head == old + 1:
+                items[old] = None  # type: ignore[call-overload]
+            else:
+                items[old:head] = [None] * (head - old)  # type: ignore[list-item]
         self._head = head
 
     def __getitem__(self, i: int) -> T:

@@ -398,10 +398,19 @@ class LineParser:
         """Use *patterns*, limited to the event *kinds* somebody consumes (a SIGHUP reload calls this)."""
         self.patterns = patterns
         self.kinds = frozenset(kinds) if kinds is not None and not self.track_unmatched else None
-        if self.track_unmatched:
-            self._literals = patterns.all_literals
-        else:
-            self._literals = patterns.literals_for(self.kinds)
+        lits = patterns.all_literals if self.track_unmatched else patterns.literals_for(self.kinds)
+        # The literals a Postfix queue/delivery line contains go first: the loop over a line's literals then
+        # stops at one of them for those lines (the most common relevant lines of a busy log), and only
+        # those need the queue-id check (see iter_events). Without such literals on both sides, every
+        # line is checked.
+        status = [lit for lit in lits if lit in " status="]
+        nrcpt = [lit for lit in lits if lit in " nrcpt="]
+        self._queue_lits: frozenset[str] | None = None
+        if status and nrcpt:
+            first = tuple(dict.fromkeys(status + nrcpt))
+            lits = first + tuple(lit for lit in lits if lit not in first)
+            self._queue_lits = frozenset(first)
+        self._literals = lits
         self._index = patterns.index_for(self.kinds)
 
     def iter_events(self, raws: Iterable[bytes], start: int = 1) -> Iterator[Event]:
@@ -416,6 +425,7 @@ class LineParser:
             return
         st = self.stats
         lits = self._literals
+        queue_lits = self._queue_lits
         framed = self._parse_framed
         qf = self.queue_filter
         n = start - 1
@@ -442,10 +452,13 @@ class LineParser:
                         else:
                             skipped += 1
                         continue
+                    lit = ""  # (a journal entry: checked as before)
                 if line[0] == "#":
                     st.comments += 1
                     continue
-                if qf is not None and (" status=" in line or " nrcpt=" in line):
+                # (a line that stopped at another literal contains neither " status=" nor " nrcpt=")
+                if qf is not None and (queue_lits is None or lit in queue_lits or not lit) and (
+                        " status=" in line or " nrcpt=" in line):
                     # Postfix queue/delivery line of mail nobody authenticated (most of an MX's traffic):
                     # skipped on its queue id before any regex, exactly as the gated patterns would
                     i = line.find("]: ")

@@ -131,3 +131,38 @@ def _general(p: object) -> object:
     q = copy.copy(p)
     q.whole = False  # type: ignore[attr-defined]
     return q
+
+
+def test_queue_literals_first_and_the_queue_id_check_only_where_needed() -> None:
+    """Queue/delivery literals are looked for first; lines that stopped at another literal skip the queue-id
+    check. The events and every count are what checking every line gives."""
+    wanted = {"4ABCD12345"}
+    lines = [*LINES,
+             # a delivery line that also holds another literal ("auth" in the relay name)
+             "Nov 26 07:13:00 mx postfix/smtp[3]: 4FFFF00001: to=<x@example.net>, relay=auth.example.net[192.0.2.9], "
+             "delay=1, delays=0/0/0/1, dsn=2.0.0, status=sent (250 ok)",
+             "Nov 26 07:13:01 mx postfix/smtp[3]: 4ABCD12345: to=<y@example.net>, relay=auth.example.net[192.0.2.9], "
+             "delay=1, delays=0/0/0/1, dsn=5.0.0, status=bounced (550 no)",
+             "Nov 26 07:13:02 mx dovecot: auth: passwd-file(x@example.org,203.0.113.5): unknown user",
+             '{"MESSAGE":[1,2],"SYSLOG_IDENTIFIER":"postfix/smtp"}',
+             "# status= nrcpt= a comment", ""]
+    raws = [line.encode() for line in lines]
+
+    framed: list[str] = []
+
+    def parse(check_all: bool) -> tuple[list[object], object]:
+        p = LineParser(PS, Clock(zone="UTC", year=2026), queue_filter=wanted.__contains__,
+                       kinds={"login", "message", "queue", "delivery", "auth_failure"})
+        if check_all:
+            p._queue_lits = None
+        inner = p._parse_framed
+        p._parse_framed = lambda line, n: framed.append(line) or inner(line, n)  # type: ignore[method-assign]
+        return list(p.iter_events(raws)), p.stats
+
+    fast = LineParser(PS, Clock(zone="UTC", year=2026), kinds={"login", "message", "queue", "delivery"})
+    assert set(fast._literals[:2]) == {"status=", "nrcpt="} and fast._queue_lits == {"status=", "nrcpt="}
+    got, stats = parse(False)
+    assert not any("4FFFF" in line for line in framed)  # (mail nobody authenticated: skipped before framing)
+    assert (got, stats) == parse(True)
+    assert [ev.kind for ev in got] == ["message", "queue", "delivery", "login", "delivery", "auth_failure"]
+    assert stats.unwanted_queue == 3 and stats.comments == 1 and stats.blank == 1

@@ -33,6 +33,9 @@ MAX_FIELD = 512
 
 FAMILIES = ("postfix", "dovecot", "cyrus")
 
+#: first characters of a line that is neither blank, nor a comment, nor a journal entry (a log line's date)
+_PLAIN_START = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+
 #: Words that make an unmatched line "relevant": somebody should look at it in ``acctwatch explain``.
 RELEVANT_WORDS = ("auth", "login", "sasl", "reject", "password", "mismatch", "unknown user", "credentials")
 
@@ -444,7 +447,11 @@ class LineParser:
                     if lit in line:
                         break
                 else:
-                    if not (line[:1] == "{" and '"MESSAGE":[' in line):
+                    c = line[:1]
+                    if c in _PLAIN_START:  # (most lines: not blank, no comment, no journal entry)
+                        skipped += 1
+                        continue
+                    if not (c == "{" and '"MESSAGE":[' in line):
                         if not line or line.isspace():
                             st.blank += 1
                         elif line[0] == "#":

@@ -239,6 +239,10 @@ class QueueJoin:
                 self._dirty.add(qid)
             self._expire(ev.t)
             return True
+        if kind == "removed":  # the queue file is gone: no later line has this id (and no detector wants this)
+            if self.table.pop(ev.queue_id, None) is not None and self.track_changes:  # type: ignore[attr-defined]
+                self._dirty.add(ev.queue_id)  # type: ignore[attr-defined]
+            return False
         if kind == "queue" or kind == "delivery":
             ent = self.table.get(ev.queue_id)  # type: ignore[attr-defined]
             if ent is None:
@@ -333,7 +337,7 @@ class Engine:
         """Event kinds the detectors consume (plus what the queue join needs): the parser skips the rest."""
         kinds = set(self.by_kind)
         if kinds & {"queue", "delivery"}:
-            kinds.add("message")
+            kinds |= {"message", "removed"}  # (the join: who submitted it, and when it is done)
         if self.profiles is not None:  # (the profiles record the client names of IMAP IDs: evidence)
             kinds.add("client_id")
         return frozenset(kinds)

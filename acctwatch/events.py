@@ -12,6 +12,7 @@ Kinds:
 ``message``       Postfix accepted a message from an authenticated client (``client=... sasl_username=``)
 ``queue``         Postfix queue manager entry (``from=<...>, size=..., nrcpt=...``)
 ``delivery``      a delivery attempt result (``to=<...>, relay=..., dsn=..., status=...``)
+``removed``       Postfix removed a queue file (``QUEUEID: removed``): that mail is done
 ``reject``        Postfix refused something (NOQUEUE/queue-id ``reject:``)
 ``ban``           an IP banned by fail2ban (reported through ``acctwatch report-ban``)
 ``client_id``     the IMAP ID a client sent (RFC 2971), as Dovecot logs it with ``imap_id_log``: claimed by
@@ -129,6 +130,15 @@ class Delivery(Event):
 
 
 @dataclass(slots=True, kw_only=True)
+class QueueRemoved(Event):
+    """Postfix ``qmgr: QUEUEID: removed``: the queue file is gone (every recipient delivered, bounced or
+    expired); no later line has this queue id. The queue join forgets it (no detector consumes it)."""
+
+    kind: ClassVar[str] = "removed"
+    queue_id: str
+
+
+@dataclass(slots=True, kw_only=True)
 class Reject(Event):
     kind: ClassVar[str] = "reject"
     queue_id: str | None = None
@@ -215,7 +225,8 @@ class ClientId(Event):
 
 
 EVENT_TYPES: dict[str, type[Event]] = {
-    cls.kind: cls for cls in (Login, AuthFailure, Message, QueueEntry, Delivery, Reject, Ban, ClientId)
+    cls.kind: cls for cls in (Login, AuthFailure, Message, QueueEntry, Delivery, QueueRemoved, Reject, Ban,
+                              ClientId)
 }
 EVENT_KINDS = tuple(EVENT_TYPES)
 

@@ -100,7 +100,8 @@ class Pattern:
             self.regex.owner = self
         self.int_fields = tuple(k for k in (*self.regex.groupindex, *self.fields) if k in INT_FIELDS)
         self.groups = tuple(g for g in self.regex.groupindex if not g.startswith("_"))
-        self.queue_gated = self.event in ("queue", "delivery") and self.regex.pattern.startswith("^(?P<queue_id>")
+        self.queue_gated = (self.event in ("queue", "delivery", "removed")
+                            and self.regex.pattern.startswith("^(?P<queue_id>"))
         self.fixups = any(k in _FIXUP_FIELDS for k in (*self.groups, *self.fields))
         self.hidden = tuple(g for g in self.regex.groupindex if g.startswith("_"))
         cls = EVENT_TYPES.get(self.event)
@@ -408,9 +409,10 @@ class LineParser:
         # line is checked.
         status = [lit for lit in lits if lit in " status="]
         nrcpt = [lit for lit in lits if lit in " nrcpt="]
+        removed = [lit for lit in lits if lit in ": removed"]
         self._queue_lits: frozenset[str] | None = None
         if status and nrcpt:
-            first = tuple(dict.fromkeys(status + nrcpt))
+            first = tuple(dict.fromkeys(status + nrcpt + removed))
             lits = first + tuple(lit for lit in lits if lit not in first)
             self._queue_lits = frozenset(first)
         self._literals = lits
@@ -465,7 +467,7 @@ class LineParser:
                     continue
                 # (a line that stopped at another literal contains neither " status=" nor " nrcpt=")
                 if qf is not None and (queue_lits is None or lit in queue_lits or not lit) and (
-                        " status=" in line or " nrcpt=" in line):
+                        " status=" in line or " nrcpt=" in line or line.endswith(": removed")):
                     # Postfix queue/delivery line of mail nobody authenticated (most of an MX's traffic):
                     # skipped on its queue id before any regex, exactly as the gated patterns would
                     i = line.find("]: ")

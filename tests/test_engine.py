@@ -15,7 +15,7 @@ from fakegeo import FakeGeoInfo
 from acctwatch.config import from_dict
 from acctwatch.detectors.geo import GeoCountries, ImpossibleTravel
 from acctwatch.engine import Engine, IncidentTracker, QueueJoin, incident_id, merge_by_time
-from acctwatch.events import Delivery, Login, Message, QueueEntry
+from acctwatch.events import Delivery, Login, Message, QueueEntry, QueueRemoved
 from acctwatch.store import Store
 
 T0 = datetime(2026, 11, 26, 7, 0, 0, tzinfo=UTC)
@@ -201,6 +201,23 @@ def test_queue_join_attributes_and_drops_repeats() -> None:
     assert q.account == "a@x" and d.account == "a@x" and d.ip == "192.0.2.1"
     assert other.account is None
     assert j.queue_ids("a@x") == ["ABC123"]
+
+
+def test_queue_join_forgets_mail_postfix_removed() -> None:
+    """qmgr's "QUEUEID: removed" ends a queue id: the join forgets it (and says so in its change set), so
+    it holds the mail still in the queue, not five days of submissions; a later reuse of the id is not
+    attributed to the old sender."""
+    j = QueueJoin()
+    m = Message(ts=T0, queue_id="ABC123", account="a@x", ip="192.0.2.1")
+    d = Delivery(ts=T0, queue_id="ABC123", recipient="r@y", status="sent")
+    assert j.feed(m) and j.feed(d) and d.account == "a@x"
+    j.export_changes()
+    assert not j.feed(QueueRemoved(ts=T0 + timedelta(seconds=1), queue_id="ABC123"))  # (nothing to detect)
+    assert j.table == {} and j.queue_ids("a@x") == [] and j.export_changes() == {"ABC123": None}
+    later = Delivery(ts=T0 + timedelta(hours=2), queue_id="ABC123", recipient="r@y", status="bounced")
+    assert j.feed(later) and later.account is None
+    assert not j.feed(QueueRemoved(ts=T0 + timedelta(hours=3), queue_id="NOPE00"))  # unknown: nothing
+    assert j.export_changes() == {}
 
 
 def test_queue_join_is_bounded() -> None:

@@ -144,6 +144,8 @@ def test_queue_literals_first_and_the_queue_id_check_only_where_needed() -> None
              "Nov 26 07:13:01 mx postfix/smtp[3]: 4ABCD12345: to=<y@example.net>, relay=auth.example.net[192.0.2.9], "
              "delay=1, delays=0/0/0/1, dsn=5.0.0, status=bounced (550 no)",
              "Nov 26 07:13:02 mx dovecot: auth: passwd-file(x@example.org,203.0.113.5): unknown user",
+             "Nov 26 07:13:03 mx postfix/qmgr[2]: 4ABCD12345: removed",
+             "Nov 26 07:13:03 mx postfix/qmgr[2]: 4FFFF00001: removed",
              '{"MESSAGE":[1,2],"SYSLOG_IDENTIFIER":"postfix/smtp"}',
              "# status= nrcpt= a comment", ""]
     raws = [line.encode() for line in lines]
@@ -152,17 +154,19 @@ def test_queue_literals_first_and_the_queue_id_check_only_where_needed() -> None
 
     def parse(check_all: bool) -> tuple[list[object], object]:
         p = LineParser(PS, Clock(zone="UTC", year=2026), queue_filter=wanted.__contains__,
-                       kinds={"login", "message", "queue", "delivery", "auth_failure"})
+                       kinds={"login", "message", "queue", "delivery", "auth_failure", "removed"})
         if check_all:
             p._queue_lits = None
         inner = p._parse_framed
         p._parse_framed = lambda line, n: framed.append(line) or inner(line, n)  # type: ignore[method-assign]
         return list(p.iter_events(raws)), p.stats
 
-    fast = LineParser(PS, Clock(zone="UTC", year=2026), kinds={"login", "message", "queue", "delivery"})
-    assert set(fast._literals[:2]) == {"status=", "nrcpt="} and fast._queue_lits == {"status=", "nrcpt="}
+    fast = LineParser(PS, Clock(zone="UTC", year=2026), kinds={"login", "message", "queue", "delivery", "removed"})
+    queue_lits = {"status=", "nrcpt=", ": removed"}
+    assert set(fast._literals[:3]) == queue_lits and fast._queue_lits == queue_lits
     got, stats = parse(False)
     assert not any("4FFFF" in line for line in framed)  # (mail nobody authenticated: skipped before framing)
     assert (got, stats) == parse(True)
-    assert [ev.kind for ev in got] == ["message", "queue", "delivery", "login", "delivery", "auth_failure"]
-    assert stats.unwanted_queue == 3 and stats.comments == 1 and stats.blank == 1
+    assert [ev.kind for ev in got] == ["message", "queue", "delivery", "login", "delivery", "auth_failure",
+                                       "removed"]
+    assert stats.unwanted_queue == 4 and stats.comments == 1 and stats.blank == 1

@@ -284,7 +284,6 @@ class QueueJoin:
         for qid, (acct, ip, ts, queued) in sorted(rows.items(), key=lambda kv: kv[1][2]):
             self.table[qid] = (acct, ip, datetime.fromisoformat(ts).timestamp(), bool(queued))
 
-
     def queue_ids(self, account: str) -> list[str]:
         return [q for q, e in self.table.items() if e[0] == account]
 

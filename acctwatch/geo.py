@@ -83,8 +83,6 @@ EMBEDDED_WARNING = (
 )
 DEFAULT_CACHE_SIZE = 65536
 
-_IPAddress = IPAddress
-
 _INTERNAL_V4 = tuple(ipaddress.IPv4Network(n) for n in (
     "0.0.0.0/8",  # "this" network
     "10.0.0.0/8",  # RFC 1918
@@ -119,7 +117,7 @@ _DOCUMENTATION = (
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 
 
-def lookup_address(ip: str) -> _IPAddress | None:
+def lookup_address(ip: str) -> IPAddress | None:
     """The address to geolocate for *ip* (read by :func:`acctwatch.ipaddr.parse_ip`): a NAT64 address
     (``64:ff9b::/96``) is the IPv4 address it carries. None when it is no address."""
     addr = parse_ip(ip)
@@ -152,7 +150,7 @@ def _in_ranges(ranges: tuple[list[int], list[int]], n: int) -> bool:
     return i >= 0 and n <= ends[i]
 
 
-def is_internal(addr: _IPAddress, treat_documentation_as_public: bool = False) -> bool:
+def is_internal(addr: IPAddress, treat_documentation_as_public: bool = False) -> bool:
     """True for addresses that belong to no country (see the module docstring)."""
     n = int(addr)
     if _in_ranges(_INTERNAL_RANGES[addr.version], n):

@@ -33,6 +33,8 @@ MAX_FIELD = 512
 
 FAMILIES = ("postfix", "dovecot", "cyrus")
 
+#: what a Postfix queue/delivery line holds, which the parser checks for before its queue id (iter_events)
+_QUEUE_MARKS = (" status=", " nrcpt=", ": removed")
 #: first characters of a line that is neither blank, nor a comment, nor a journal entry (a log line's date)
 _PLAIN_START = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 
@@ -407,9 +409,7 @@ class LineParser:
         # stops at one of them for those lines (the most common relevant lines of a busy log), and only
         # those need the queue-id check (see iter_events). Without such literals on both sides, every
         # line is checked.
-        status = [lit for lit in lits if lit in " status="]
-        nrcpt = [lit for lit in lits if lit in " nrcpt="]
-        removed = [lit for lit in lits if lit in ": removed"]
+        status, nrcpt, removed = ([lit for lit in lits if lit in mark] for mark in _QUEUE_MARKS)
         self._queue_lits: frozenset[str] | None = None
         if status and nrcpt:
             first = tuple(dict.fromkeys(status + nrcpt + removed))
@@ -461,11 +461,11 @@ class LineParser:
                         else:
                             skipped += 1
                         continue
-                    lit = ""  # (a journal entry: checked as before)
+                    lit = ""  # (a journal entry: checked as every line was)
                 if line[0] == "#":
                     st.comments += 1
                     continue
-                # (a line that stopped at another literal contains neither " status=" nor " nrcpt=")
+                # (_QUEUE_MARKS: a line that stopped at another literal holds none of them)
                 if qf is not None and (queue_lits is None or lit in queue_lits or not lit) and (
                         " status=" in line or " nrcpt=" in line or line.endswith(": removed")):
                     # Postfix queue/delivery line of mail nobody authenticated (most of an MX's traffic):

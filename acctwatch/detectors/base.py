@@ -67,6 +67,8 @@ class Detector:
     defaults: ClassVar[dict[str, Any]] = {}
     default_policy: ClassVar[str] = "notify"
     durations: ClassVar[tuple[str, ...]] = ()
+    #: what :meth:`opts` resolved: (the options it was resolved from, {id(spec): values})
+    _resolved: tuple[dict[str, Any], dict[int, tuple[Any, ...]]] | None = None
 
     def __init__(self, options: dict[str, Any], ctx: Context) -> None:
         unknown = set(options) - set(self.defaults) - {"policy", "enabled"}
@@ -103,7 +105,7 @@ class Detector:
         without an override of their own."""
         if account is not None and self._overrides and account.lower() in self._overrides:
             return tuple(conv(self.opt(account, k)) for k, conv in spec)
-        cache = self.__dict__.get("_resolved")
+        cache = self._resolved
         if cache is None or cache[0] is not self.options:  # (a SIGHUP gives the detector new options)
             cache = self._resolved = (self.options, {})
         got = cache[1].get(id(spec))

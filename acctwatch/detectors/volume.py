@@ -262,8 +262,7 @@ class BounceRatio(KeyedState, Detector):
         if total < min_deliveries:
             d.reported = 0
             return ()
-        counts = d.counts
-        failed = counts.get("bounced", 0) + counts.get("deferred", 0) + counts.get("expired", 0)  # (_FAILED)
+        failed = sum(d.counts.get(s, 0) for s in _FAILED)
         ratio = failed / total
         if ratio <= max_ratio:
             d.reported = 0
